@@ -1,0 +1,72 @@
+"""The one interface every force field implements: a packed batch in, energies, forces, stresses out."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import torch
+
+from matserve.structures import Batch
+
+EV_PER_A3_TO_KBAR = 1602.1766208  # 1 eV/Å³ = 160.2 GPa = 1602 kBar
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """Provenance of a model's weights, reported by /v1/metadata."""
+
+    name: str
+    file: str
+    sha256: str
+
+
+@cache
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class ForceFieldOutput:
+    energy: torch.Tensor  # (B,) eV, total per system
+    forces: torch.Tensor  # (N, 3) eV/Å
+    stress: torch.Tensor  # (B, 3, 3) eV/Å³, ASE sign: (1/V) dE/dstrain; zero for molecules
+
+
+class UnsupportedElementError(ValueError):
+    def __init__(self, forcefield: str, numbers: list[int]):
+        self.forcefield = forcefield
+        self.numbers = sorted(set(numbers))
+        super().__init__(f"force field {forcefield!r} does not support atomic numbers {self.numbers}")
+
+
+class ForceField(ABC):
+    """A machine-learned interatomic potential evaluated on a whole batch at once."""
+
+    name: str
+    device: torch.device
+    supported_numbers: frozenset[int]
+    uses_charge_and_spin: bool = False
+
+    @property
+    @abstractmethod
+    def weights(self) -> WeightsInfo: ...
+
+    @abstractmethod
+    def __call__(self, batch: Batch, compute_stress: bool = True) -> ForceFieldOutput: ...
+
+    def unsupported_numbers(self, numbers: list[int] | torch.Tensor) -> list[int]:
+        values = numbers.tolist() if isinstance(numbers, torch.Tensor) else numbers
+        return sorted({int(z) for z in values} - self.supported_numbers)
+
+    def check_elements(self, numbers: list[int] | torch.Tensor) -> None:
+        missing = self.unsupported_numbers(numbers)
+        if missing:
+            raise UnsupportedElementError(self.name, missing)

@@ -1,0 +1,279 @@
+"""Batched FIRE geometry relaxation with optional cell relaxation and in-flight batching.
+
+All running structures step together as one packed batch (flat per-atom tensors
+plus a per-atom system index). Each structure keeps its own FIRE state (time
+step, mixing, velocity) and its own convergence test, so a structure that
+converges leaves the batch at once and a waiting one takes its place.
+
+Cell relaxation follows ASE's ``UnitCellFilter``: the optimiser sees atom
+positions in the reference cell plus ``cell_factor * F`` (``F`` the deformation
+gradient), with generalised forces ``f @ F`` and ``virial / cell_factor``.
+The FIRE constants are ASE's, so results match ASE's FIRE on the same model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from matserve.forcefields.base import EV_PER_A3_TO_KBAR, ForceField
+from matserve.structures import Batch, System
+
+# ASE FIRE defaults
+DT_START = 0.1
+DT_MAX = 1.0
+MAX_STEP = 0.2  # Å, per structure, on the norm of the whole step
+N_MIN = 5
+F_INC = 1.1
+F_DEC = 0.5
+ALPHA_START = 0.1
+F_ALPHA = 0.99
+
+
+@dataclass(frozen=True)
+class RelaxOptions:
+    fmax: float = 0.005  # eV/Å
+    pressure_tol_kbar: float = 0.5
+    cellopt: bool = False
+    max_steps: int = 2000
+
+
+@dataclass
+class RelaxResult:
+    system: System  # final geometry
+    energy: float  # eV
+    forces: np.ndarray  # (n, 3) eV/Å
+    stress: np.ndarray  # (3, 3) eV/Å³, ASE sign
+    converged: bool
+    n_steps: int
+
+
+@dataclass
+class FireState:
+    """The running batch: geometry, FIRE variables and bookkeeping, one row per structure."""
+
+    index: torch.Tensor  # (B,) position of each structure in the caller's list
+    numbers: torch.Tensor  # (N,)
+    n_atoms: torch.Tensor  # (B,)
+    pbc: torch.Tensor  # (B, 3)
+    ref_positions: torch.Tensor  # (N, 3) positions in the reference cell
+    ref_cells: torch.Tensor  # (B, 3, 3)
+    deform: torch.Tensor  # (B, 3, 3) deformation gradient F; cell = ref_cell @ F.T
+    active: torch.Tensor  # (N,) bool: may move
+    velocity: torch.Tensor  # (N, 3)
+    cell_velocity: torch.Tensor  # (B, 3, 3)
+    dt: torch.Tensor  # (B,)
+    alpha: torch.Tensor  # (B,)
+    n_positive: torch.Tensor  # (B,) steps since the power was last negative
+    n_steps: torch.Tensor  # (B,)
+    fmax: torch.Tensor  # (B,)
+    pressure_tol: torch.Tensor  # (B,) eV/Å³
+    cellopt: torch.Tensor  # (B,) bool
+    max_steps: torch.Tensor  # (B,)
+
+    @property
+    def system_idx(self) -> torch.Tensor:
+        return torch.repeat_interleave(torch.arange(len(self.n_atoms)), self.n_atoms)
+
+    @property
+    def positions(self) -> torch.Tensor:
+        return torch.bmm(self.ref_positions.unsqueeze(1), self.deform.transpose(1, 2)[self.system_idx]).squeeze(1)
+
+    @property
+    def cells(self) -> torch.Tensor:
+        return torch.bmm(self.ref_cells, self.deform.transpose(1, 2))
+
+    @property
+    def cell_factor(self) -> torch.Tensor:
+        return self.n_atoms.to(self.dt.dtype)
+
+    def batch(self) -> Batch:
+        return Batch(self.positions, self.numbers, self.cells, self.pbc, self.n_atoms)
+
+
+PER_ATOM = ("numbers", "ref_positions", "active", "velocity")
+
+
+def _fields() -> list[str]:
+    return list(FireState.__dataclass_fields__)
+
+
+def select(state: FireState, keep: torch.Tensor) -> FireState:
+    """The structures where ``keep`` (B,) is true."""
+    atom_keep = keep[state.system_idx]
+    return FireState(**{name: getattr(state, name)[atom_keep if name in PER_ATOM else keep] for name in _fields()})
+
+
+def concat(first: FireState, second: FireState) -> FireState:
+    return FireState(**{name: torch.cat([getattr(first, name), getattr(second, name)]) for name in _fields()})
+
+
+def initial_state(systems: list[System], options: list[RelaxOptions], indices: list[int]) -> FireState:
+    dtype = torch.float64
+    n = len(systems)
+    n_atoms = torch.tensor([s.n_atoms for s in systems])
+    masks = [s.active_mask if s.active_mask is not None else np.ones(s.n_atoms, bool) for s in systems]
+    return FireState(
+        index=torch.tensor(indices),
+        numbers=torch.as_tensor(np.concatenate([s.numbers for s in systems])),
+        n_atoms=n_atoms,
+        pbc=torch.as_tensor(np.stack([s.pbc for s in systems])),
+        ref_positions=torch.as_tensor(np.concatenate([s.positions for s in systems]), dtype=dtype),
+        ref_cells=torch.as_tensor(np.stack([s.cell for s in systems]), dtype=dtype),
+        deform=torch.eye(3, dtype=dtype).repeat(n, 1, 1),
+        active=torch.as_tensor(np.concatenate(masks)),
+        velocity=torch.zeros(int(n_atoms.sum()), 3, dtype=dtype),
+        cell_velocity=torch.zeros(n, 3, 3, dtype=dtype),
+        dt=torch.full((n,), DT_START, dtype=dtype),
+        alpha=torch.full((n,), ALPHA_START, dtype=dtype),
+        n_positive=torch.zeros(n, dtype=torch.long),
+        n_steps=torch.zeros(n, dtype=torch.long),
+        fmax=torch.tensor([o.fmax for o in options], dtype=dtype),
+        pressure_tol=torch.tensor([o.pressure_tol_kbar for o in options], dtype=dtype) / EV_PER_A3_TO_KBAR,
+        cellopt=torch.tensor([o.cellopt and s.pbc.all() for o, s in zip(options, systems)]),
+        max_steps=torch.tensor([o.max_steps for o in options]),
+    )
+
+
+def per_system_sum(values: torch.Tensor, system_idx: torch.Tensor, n_systems: int) -> torch.Tensor:
+    """Sum per-atom rows (N, ...) into (B,)."""
+    flat = values.reshape(len(values), -1).sum(dim=1)
+    return torch.zeros(n_systems, dtype=values.dtype).index_add_(0, system_idx, flat)
+
+
+def per_system_max(values: torch.Tensor, system_idx: torch.Tensor, n_systems: int) -> torch.Tensor:
+    out = torch.zeros(n_systems, dtype=values.dtype)
+    return out.scatter_reduce(0, system_idx, values, reduce="amax", include_self=True)
+
+
+def is_converged(state: FireState, forces: torch.Tensor, stress: torch.Tensor) -> torch.Tensor:
+    """(B,) max |force| over movable atoms ≤ fmax, and with cellopt max |stress| ≤ pressure tolerance."""
+    force_norm = torch.linalg.norm(forces, dim=1) * state.active
+    max_force = per_system_max(force_norm, state.system_idx, len(state.n_atoms))
+    max_stress = stress.abs().amax(dim=(1, 2))
+    return (max_force <= state.fmax) & (~state.cellopt | (max_stress <= state.pressure_tol))
+
+
+def fire_step(state: FireState, forces: torch.Tensor, stress: torch.Tensor) -> None:
+    """One FIRE step of every structure in ``state``, in place (ASE's algorithm, per structure)."""
+    idx = state.system_idx
+    n_systems = len(state.n_atoms)
+    # Generalised forces of the unit-cell filter.
+    atom_forces = torch.bmm(forces.unsqueeze(1), state.deform[idx]).squeeze(1) * state.active.unsqueeze(1)
+    volume = torch.linalg.det(state.cells).abs()
+    virial = -volume.view(-1, 1, 1) * stress
+    virial = torch.linalg.solve(state.deform, virial.transpose(1, 2)).transpose(1, 2)
+    cell_forces = virial / state.cell_factor.view(-1, 1, 1) * state.cellopt.view(-1, 1, 1)
+
+    def norm(atom_part: torch.Tensor, cell_part: torch.Tensor) -> torch.Tensor:
+        squares = per_system_sum(atom_part**2, idx, n_systems) + (cell_part**2).sum(dim=(1, 2))
+        return squares.sqrt()
+
+    power = per_system_sum(atom_forces * state.velocity, idx, n_systems) + (cell_forces * state.cell_velocity).sum(
+        dim=(1, 2)
+    )
+    uphill = power <= 0
+    fresh = state.n_steps == 0  # ASE starts from v = 0 without mixing
+    mixing = ~uphill & ~fresh
+    f_norm = norm(atom_forces, cell_forces).clamp_min(1e-30)
+    v_norm = norm(state.velocity, state.cell_velocity)
+    scale = (state.alpha * v_norm / f_norm) * mixing
+    keep = (1 - state.alpha * mixing) * ~uphill
+    state.velocity = keep[idx].unsqueeze(1) * state.velocity + scale[idx].unsqueeze(1) * atom_forces
+    state.cell_velocity = keep.view(-1, 1, 1) * state.cell_velocity + scale.view(-1, 1, 1) * cell_forces
+    grow = mixing & (state.n_positive > N_MIN)
+    state.dt = torch.where(grow, (state.dt * F_INC).clamp_max(DT_MAX), state.dt)
+    state.alpha = torch.where(grow, state.alpha * F_ALPHA, state.alpha)
+    state.n_positive = torch.where(mixing, state.n_positive + 1, state.n_positive)
+    reset = uphill & ~fresh
+    state.dt = torch.where(reset, state.dt * F_DEC, state.dt)
+    state.alpha = torch.where(reset, torch.full_like(state.alpha, ALPHA_START), state.alpha)
+    state.n_positive = torch.where(reset, torch.zeros_like(state.n_positive), state.n_positive)
+
+    state.velocity = state.velocity + state.dt[idx].unsqueeze(1) * atom_forces
+    state.cell_velocity = state.cell_velocity + state.dt.view(-1, 1, 1) * cell_forces
+    step_atoms = state.dt[idx].unsqueeze(1) * state.velocity
+    step_cell = state.dt.view(-1, 1, 1) * state.cell_velocity
+    step_norm = norm(step_atoms, step_cell)
+    shrink = torch.where(step_norm > MAX_STEP, MAX_STEP / step_norm.clamp_min(1e-30), torch.ones_like(step_norm))
+    state.ref_positions = state.ref_positions + shrink[idx].unsqueeze(1) * step_atoms * state.active.unsqueeze(1)
+    cell_dof = state.deform * state.cell_factor.view(-1, 1, 1) + shrink.view(-1, 1, 1) * step_cell
+    state.deform = cell_dof / state.cell_factor.view(-1, 1, 1)
+    state.n_steps = state.n_steps + 1
+
+
+def _admit(waiting: list[int], systems: list[System], atoms_running: int, atom_budget: int) -> list[int]:
+    """Pop waiting structures (in order) while they fit the atom budget; always admit one into an empty batch."""
+    admitted: list[int] = []
+    while waiting:
+        size = systems[waiting[0]].n_atoms
+        if atom_budget and atoms_running + size > atom_budget and (admitted or atoms_running):
+            break
+        admitted.append(waiting.pop(0))
+        atoms_running += size
+    return admitted
+
+
+def relax(
+    forcefield: ForceField,
+    systems: list[System],
+    options: list[RelaxOptions] | RelaxOptions,
+    atom_budget: int = 0,
+) -> list[RelaxResult]:
+    """Relax every structure; ``atom_budget`` caps the atoms evaluated at once (0: no cap)."""
+    if isinstance(options, RelaxOptions):
+        options = [options] * len(systems)
+    results: list[RelaxResult | None] = [None] * len(systems)
+    waiting = list(range(len(systems)))
+    state: FireState | None = None
+    while waiting or state is not None:
+        running_atoms = int(state.n_atoms.sum()) if state is not None else 0
+        admitted = _admit(waiting, systems, running_atoms, atom_budget)
+        if admitted:
+            fresh = initial_state([systems[i] for i in admitted], [options[i] for i in admitted], admitted)
+            state = fresh if state is None else concat(state, fresh)
+        assert state is not None
+        output = forcefield(state.batch())
+        forces, stress = output.forces.cpu(), output.stress.cpu()
+        done = is_converged(state, forces, stress)
+        finished = done | (state.n_steps >= state.max_steps)
+        if finished.any():
+            _record(results, state, finished, done, output.energy.cpu(), forces, stress)
+        if finished.all():
+            state = None
+            continue
+        keep = ~finished
+        atom_keep = keep[state.system_idx]
+        state = select(state, keep)
+        fire_step(state, forces[atom_keep], stress[keep])
+    return [r for r in results if r is not None]
+
+
+def _record(
+    results: list[RelaxResult | None],
+    state: FireState,
+    finished: torch.Tensor,
+    converged: torch.Tensor,
+    energy: torch.Tensor,
+    forces: torch.Tensor,
+    stress: torch.Tensor,
+) -> None:
+    positions = state.positions.split(state.n_atoms.tolist())
+    all_forces = forces.split(state.n_atoms.tolist())
+    cells = state.cells
+    for b in torch.nonzero(finished).flatten().tolist():
+        start = int(state.n_atoms[:b].sum())
+        n = int(state.n_atoms[b])
+        mask = state.active[start : start + n].numpy()
+        system = System(positions[b].numpy().copy(), state.numbers[start : start + n].numpy().copy(),
+                        cells[b].numpy().copy(), state.pbc[b].numpy().copy(), None if mask.all() else mask)
+        results[int(state.index[b])] = RelaxResult(
+            system=system,
+            energy=float(energy[b]),
+            forces=all_forces[b].numpy().copy(),
+            stress=stress[b].numpy().copy(),
+            converged=bool(converged[b]),
+            n_steps=int(state.n_steps[b]),
+        )

@@ -1,0 +1,49 @@
+"""All configuration, read from environment variables prefixed ``MATSERVE_``.
+
+The README lists every field; the Helm chart mirrors them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MATSERVE_", extra="ignore")
+
+    # Gateway
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: str = Field("", description="comma-separated keys; empty disables the check")
+    max_body_bytes: int = 64 * 1024 * 1024
+    drain_timeout_s: float = 60.0
+    log_level: str = "info"
+
+    # Triton
+    tritonserver: str = Field("", description="path of the tritonserver binary; empty: PATH, then the pytriton wheel")
+    triton_grpc_port: int = Field(0, description="0 picks a free loopback port")
+    triton_http_port: int = 0
+    triton_startup_timeout_s: float = 600.0
+    model_repository: str = Field("", description="empty: the model_repository/ shipped with matserve")
+    data_dir: Path = Path(".matserve")
+    device: Literal["cpu", "gpu"] = "cpu"
+    torch_threads: int = Field(0, description="0 leaves torch's default")
+
+    # Force field and relaxation defaults (the BGR NIM's)
+    forcefield: Literal["chgnet", "sevennet", "mace"] = "chgnet"
+    mace_model: str = ""
+    opttol: float = 0.005
+    opttol_pressure: float = 0.5
+    cellopt: bool = False
+    max_steps: int = 2000
+    batch_size: int = Field(0, description="atom budget per model call; 0 estimates it at start-up")
+    max_system_size: int = Field(0, description="largest structure in atoms; 0 derives it from the budget")
+    batch_wait_ms: float = 5.0
+
+    @property
+    def api_key_set(self) -> frozenset[str]:
+        return frozenset(key.strip() for key in self.api_keys.split(",") if key.strip())

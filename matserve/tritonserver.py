@@ -1,0 +1,140 @@
+"""Find, prepare and start a real ``tritonserver`` process.
+
+On a plain Linux machine the binary comes from the ``nvidia-pytriton`` wheel: its
+bundled libraries go on ``LD_LIBRARY_PATH`` and the Python-backend stub built for
+the running Python is copied into a backend directory of our own. The model
+repository is rendered into the data directory so that the instance kind (CPU or
+GPU) and the Python environment are set by configuration, not by editing files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_REPOSITORY = PACKAGE_ROOT / "model_repository"
+
+
+@dataclass
+class TritonInstallation:
+    binary: Path
+    backend_dir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pytriton_root() -> Path | None:
+    try:
+        import pytriton
+    except ImportError:
+        return None
+    root = Path(pytriton.__file__).parent / "tritonserver"
+    return root if (root / "bin" / "tritonserver").exists() else None
+
+
+def _prepare_pytriton_backends(pytriton_root: Path, data_dir: Path) -> Path:
+    """Copy the Python backend and the stub matching this interpreter into ``data_dir/backends``."""
+    python_version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = pytriton_root / "python_backend_stubs" / python_version / "triton_python_backend_stub"
+    if not stub.exists():
+        raise FileNotFoundError(f"the pytriton wheel has no Python-backend stub for Python {python_version}")
+    target = data_dir / "backends" / "python"
+    target.mkdir(parents=True, exist_ok=True)
+    for source in [*sorted((pytriton_root / "backends" / "python").glob("*.*")), stub]:
+        if source.is_file():
+            shutil.copy2(source, target / source.name)
+    return target.parent
+
+
+def find_tritonserver(configured: str, data_dir: Path) -> TritonInstallation:
+    """``configured`` path, else ``tritonserver`` on PATH, else the pytriton wheel's binary."""
+    if configured:
+        binary = Path(configured)
+        if not binary.exists():
+            raise FileNotFoundError(f"MATSERVE_TRITONSERVER={configured} does not exist")
+        return TritonInstallation(binary)
+    on_path = shutil.which("tritonserver")
+    if on_path:
+        return TritonInstallation(Path(on_path))
+    pytriton_root = _pytriton_root()
+    if pytriton_root is None:
+        raise FileNotFoundError("no tritonserver: set MATSERVE_TRITONSERVER or install nvidia-pytriton")
+    libs = Path(pytriton_root).parent.parent / "nvidia_pytriton.libs"
+    lib_dirs = [str(libs), sysconfig.get_config_var("LIBDIR") or "", os.environ.get("LD_LIBRARY_PATH", "")]
+    return TritonInstallation(
+        binary=pytriton_root / "bin" / "tritonserver",
+        backend_dir=_prepare_pytriton_backends(pytriton_root, data_dir),
+        env={"LD_LIBRARY_PATH": ":".join(d for d in lib_dirs if d)},
+    )
+
+
+def render_config(config_text: str, device: str, python_env: str) -> str:
+    """Set the instance kind and the Python environment of one ``config.pbtxt``."""
+    kind = "KIND_GPU" if device == "gpu" else "KIND_CPU"
+    text = re.sub(r"KIND_(CPU|GPU)", kind, config_text)
+    if python_env and "EXECUTION_ENV_PATH" not in text:
+        text += (
+            '\nparameters { key: "EXECUTION_ENV_PATH" '
+            f'value {{ string_value: "{python_env}" }} }}\n'
+        )
+    return text
+
+
+def render_model_repository(source: Path, target: Path, device: str, python_env: str = sys.prefix) -> Path:
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    for config in target.glob("*/config.pbtxt"):
+        config.write_text(render_config(config.read_text(), device, python_env))
+    return target
+
+
+def server_command(
+    installation: TritonInstallation, model_repository: Path, grpc_port: int, http_port: int
+) -> list[str]:
+    command = [
+        str(installation.binary),
+        f"--model-repository={model_repository}",
+        "--model-control-mode=none",
+        "--strict-readiness=true",
+        "--exit-on-error=true",
+        "--http-address=127.0.0.1",
+        f"--http-port={http_port}",
+        "--grpc-address=127.0.0.1",
+        f"--grpc-port={grpc_port}",
+        "--allow-metrics=false",
+        "--log-verbose=0",
+    ]
+    if installation.backend_dir is not None:
+        command.append(f"--backend-directory={installation.backend_dir}")
+    return command
+
+
+def start_tritonserver(
+    installation: TritonInstallation,
+    model_repository: Path,
+    grpc_port: int,
+    http_port: int,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen:
+    env = {**os.environ, **installation.env, **(extra_env or {})}
+    # The stub runs Python in isolated mode: our venv must come first on PATH as well.
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    return subprocess.Popen(
+        server_command(installation, model_repository, grpc_port, http_port),
+        env=env,
+        start_new_session=True,  # our signals are ours; we stop Triton ourselves
+    )
