@@ -14,7 +14,7 @@ from matserve.relax import RelaxOptions, relax
 from matserve.structures import System
 
 REQUIRED_INPUTS = ("POSITIONS", "NUMBERS", "CELLS", "PBC", "N_ATOMS")
-OPTIONAL_INPUTS = ("ACTIVE_MASK", "FMAX", "PRESSURE_TOL", "CELLOPT", "MAX_STEPS")
+OPTIONAL_INPUTS = ("ACTIVE_MASK", "FMAX", "PRESSURE_TOL", "CELLOPT", "MAX_STEPS", "ATOM_BUDGET")
 OUTPUTS = ("ENERGY", "FORCES", "STRESS", "POSITIONS_OUT", "CELLS_OUT", "CONVERGED", "NSTEPS")
 
 
@@ -77,7 +77,8 @@ class ForcefieldModel:
         missing = self.forcefield.unsupported_numbers(np.concatenate([s.numbers for s in systems]).tolist())
         if missing:
             raise InvalidBatchError(f"force field {self.forcefield.name!r} does not support atomic numbers {missing}")
-        results = relax(self.forcefield, systems, options, atom_budget=self.atom_budget)
+        budget = int(inputs["ATOM_BUDGET"].reshape(-1)[0]) if "ATOM_BUDGET" in inputs else self.atom_budget
+        results = relax(self.forcefield, systems, options, atom_budget=budget)
         return {
             "ENERGY": np.array([r.energy for r in results], dtype=np.float64),
             "FORCES": np.concatenate([r.forces for r in results]).astype(np.float64),

@@ -18,6 +18,7 @@ import sys
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_REPOSITORY = PACKAGE_ROOT / "model_repository"
@@ -129,6 +130,7 @@ def start_tritonserver(
     grpc_port: int,
     http_port: int,
     extra_env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.Popen:
     env = {**os.environ, **installation.env, **(extra_env or {})}
     # The stub runs Python in isolated mode: our venv must come first on PATH as well.
@@ -136,5 +138,6 @@ def start_tritonserver(
     return subprocess.Popen(
         server_command(installation, model_repository, grpc_port, http_port),
         env=env,
-        start_new_session=True,  # our signals are ours; we stop Triton ourselves
+        start_new_session=True,  # a terminal's Ctrl-C reaches us only; we stop Triton ourselves
+        preexec_fn=preexec_fn,
     )

@@ -38,3 +38,36 @@ __all__ = [
     "WeightsInfo",
     "load_forcefield",
 ]
+
+
+def weights_info(name: str = "chgnet", model_path: str = "") -> WeightsInfo:
+    """Provenance of a force field's weights without loading the model (for /v1/metadata)."""
+    from pathlib import Path
+
+    from matserve.forcefields.base import sha256_file
+
+    if name == "chgnet":
+        from matserve.forcefields.chgnet import checkpoint_path
+
+        path = checkpoint_path()
+        return WeightsInfo("CHGNet 0.3.0", path.name, sha256_file(path))
+    if name == "sevennet":
+        from matserve.forcefields.sevennet import checkpoint_path as sevennet_checkpoint
+
+        path = sevennet_checkpoint()
+        return WeightsInfo("SevenNet-0", path.name, sha256_file(path))
+    path = Path(model_path)
+    return WeightsInfo(f"MACE ({path.name})", str(path), sha256_file(path) if path.is_file() else "")
+
+
+def supported_numbers(name: str = "chgnet", model_path: str = "") -> frozenset[int]:
+    """Atomic numbers a force field covers, without loading it (for validating requests)."""
+    if name == "chgnet":
+        from matserve.forcefields.chgnet import CHGNetForceField
+
+        return CHGNetForceField.supported_numbers
+    if name == "sevennet":
+        from matserve.forcefields.sevennet import sevennet_numbers
+
+        return sevennet_numbers()
+    return frozenset(range(1, 119))  # a MACE file: checked by the model itself

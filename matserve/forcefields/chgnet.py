@@ -16,6 +16,13 @@ GPA_TO_EV_PER_A3 = 1 / 160.21766208
 CHGNET_MAX_Z = 94
 
 
+def checkpoint_path(model_name: str = "0.3.0") -> Path:
+    """The weights file shipped inside the chgnet wheel."""
+    import chgnet
+
+    return next((Path(chgnet.__file__).parent / "pretrained" / model_name).glob("*.pth.tar"))
+
+
 class CHGNetForceField(ForceField):
     name = "chgnet"
     supported_numbers = frozenset(range(1, CHGNET_MAX_Z + 1))
@@ -31,10 +38,7 @@ class CHGNetForceField(ForceField):
 
     @property
     def weights(self) -> WeightsInfo:
-        import chgnet
-
-        folder = Path(chgnet.__file__).parent / "pretrained" / self.model_name
-        checkpoint = next(folder.glob("*.pth.tar"))
+        checkpoint = checkpoint_path(self.model_name)
         return WeightsInfo(f"CHGNet {self.model_name}", checkpoint.name, sha256_file(checkpoint))
 
     def _structure(self, positions: np.ndarray, numbers: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> Structure:

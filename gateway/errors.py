@@ -1,0 +1,120 @@
+"""One exception per error condition and one envelope for all of them.
+
+Every error body is ``{"error": "<one line>", "detail": [{"loc", "msg", "type"}, ...]}``:
+``error`` keeps CrystaLLM and KServe clients working, ``detail`` keeps the BGR 422 schema.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("matserve.gateway")
+
+
+class APIError(Exception):
+    status_code = 500
+    error_type = "server_error"
+
+    def __init__(self, message: str, detail: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail or [{"loc": [], "msg": message, "type": self.error_type}]
+        self.headers = headers
+
+
+class BadRequest(APIError):
+    status_code = 400
+    error_type = "bad_request"
+
+
+class Unauthorized(APIError):
+    status_code = 401
+    error_type = "unauthorized"
+
+
+class NotFound(APIError):
+    status_code = 404
+    error_type = "not_found"
+
+
+class PayloadTooLarge(APIError):
+    status_code = 413
+    error_type = "payload_too_large"
+
+
+class InvalidInput(APIError):
+    status_code = 422
+    error_type = "value_error"
+
+
+class NotReady(APIError):
+    status_code = 503
+    error_type = "not_ready"
+
+    def __init__(self, message: str = "service not ready", retry_after_s: int = 5):
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+
+
+class GatewayTimeout(APIError):
+    status_code = 504
+    error_type = "timeout"
+
+
+def envelope(message: str, detail: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"error": message, "detail": detail}
+
+
+def _clean_detail(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic errors reduced to the documented keys (no input echo, no URLs)."""
+    return [{"loc": list(e.get("loc", [])), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errors]
+
+
+def _summary(detail: list[dict[str, Any]]) -> str:
+    first = detail[0]
+    where = ".".join(str(part) for part in first["loc"] if part != "body")
+    more = f" (and {len(detail) - 1} more)" if len(detail) > 1 else ""
+    return f"{where}: {first['msg']}{more}" if where else f"{first['msg']}{more}"
+
+
+# Routes whose original API answers every invalid request with 400 (CrystaLLM).
+STATUS_400_PREFIXES = ("/v1/generate",)
+
+
+async def handle_api_error(request: Request, error: APIError) -> JSONResponse:
+    return JSONResponse(envelope(error.message, error.detail), status_code=error.status_code, headers=error.headers)
+
+
+async def handle_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    detail = _clean_detail(list(error.errors()))
+    if any(d["type"] == "json_invalid" for d in detail):
+        return JSONResponse(envelope("malformed JSON body", detail), status_code=400)
+    status = 400 if request.url.path.startswith(STATUS_400_PREFIXES) else 422
+    return JSONResponse(envelope(_summary(detail), detail), status_code=status)
+
+
+async def handle_http_exception(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    message = error.detail if isinstance(error.detail, str) else json.dumps(error.detail)
+    if error.status_code == 404:
+        message = f"no route {request.method} {request.url.path}"
+    detail = [{"loc": ["path"], "msg": message, "type": f"http_{error.status_code}"}]
+    return JSONResponse(envelope(message, detail), status_code=error.status_code, headers=getattr(error, "headers", None))
+
+
+async def handle_unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    detail = [{"loc": [], "msg": "internal server error", "type": "server_error"}]
+    return JSONResponse(envelope("internal server error", detail), status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(APIError, handle_api_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_exception)
+    app.add_exception_handler(Exception, handle_unexpected)

@@ -1,0 +1,25 @@
+"""Liveness and readiness, shaped as the BGR NIM's."""
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from gateway.services import Services, get_services
+
+router = APIRouter()
+
+
+@router.get("/v1/health/live")
+async def live() -> dict[str, str]:
+    """The gateway process runs; never asks Triton."""
+    return {"status": "live"}
+
+
+@router.get("/v1/health/ready")
+async def ready(services: Services = Depends(get_services)) -> JSONResponse:
+    alive = len(await services.ready_models())
+    total = len(services.state.models)
+    is_ready = await services.is_ready()
+    services.metrics.ready.set(1 if is_ready else 0)
+    body = {"status": "ready" if is_ready else "not ready", "backends_alive": alive, "backends_total": total}
+    headers = None if is_ready else {"Retry-After": "5"}
+    return JSONResponse(body, status_code=200 if is_ready else 503, headers=headers)

@@ -1,0 +1,73 @@
+"""Request and response bodies of the batched geometry relaxation API (BGR NIM, seed 002)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from matserve.structures import MAX_ATOMIC_NUMBER
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+AtomicNumber = Annotated[int, Field(ge=1, le=MAX_ATOMIC_NUMBER)]
+
+
+class AtomicData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    coord: list[FiniteFloat] = Field(description="flattened Cartesian coordinates, Å")
+    numbers: list[AtomicNumber] = Field(min_length=1)
+    cell: list[FiniteFloat] | None = Field(None, min_length=9, max_length=9, description="row-major, Å")
+    pbc: list[bool] | None = Field(None, min_length=3, max_length=3)
+    charge: int = 0
+    mult: int = Field(1, ge=1)
+    structure_id: str | None = None
+    active_mask: list[bool] | None = None
+
+    @model_validator(mode="after")
+    def _consistent_lengths(self) -> "AtomicData":
+        if len(self.coord) != 3 * len(self.numbers):
+            raise ValueError(f"coord has {len(self.coord)} values; 3 x {len(self.numbers)} atoms = {3 * len(self.numbers)} expected")
+        if self.active_mask is not None and len(self.active_mask) != len(self.numbers):
+            raise ValueError(f"active_mask has {len(self.active_mask)} entries for {len(self.numbers)} atoms")
+        if self.cell is None and self.pbc is not None and any(self.pbc):
+            raise ValueError("pbc is periodic but no cell is given")
+        return self
+
+    @property
+    def periodic(self) -> list[bool]:
+        """No cell means an isolated molecule; a cell alone means periodic in all three directions."""
+        if self.cell is None:
+            return [False, False, False]
+        return list(self.pbc) if self.pbc is not None else [True, True, True]
+
+
+class InferRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    atoms: list[AtomicData] = Field(min_length=1)
+    opttol: float | None = Field(None, gt=0, allow_inf_nan=False, description="force tolerance, eV/Å")
+    opttol_pressure: float | None = Field(None, gt=0, allow_inf_nan=False, description="pressure tolerance, kBar")
+    cellopt: bool | None = None
+    max_steps: int | None = Field(None, ge=0, description="matserve extension: step cap (default 2000)")
+    info: str | None = None
+
+
+class OptimizationResult(BaseModel):
+    coord: list[float]
+    numbers: list[int]
+    cell: list[float] | None = None
+    pbc: list[bool]
+    energy: float
+    forces: list[float]
+    stress: list[float] | None = None
+    charges: list[float] | None = None
+    converged: bool
+    optimizer_nsteps: int
+    structure_id: str | None = None
+
+
+class InferResponse(BaseModel):
+    atoms: list[OptimizationResult]
+    status: str = "Success"
+    info: str | None = None

@@ -1,0 +1,95 @@
+"""Async calls to Triton over gRPC (tritonclient), in matserve's own types."""
+
+from __future__ import annotations
+
+import numpy as np
+import tritonclient.grpc.aio as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from matserve.forcefield_model import OUTPUTS
+from matserve.relax import RelaxOptions, RelaxResult
+from matserve.structures import System
+
+
+class TritonUnavailable(Exception):
+    """Triton did not answer: not started, dead, or a model not loaded."""
+
+
+class TritonRejected(ValueError):
+    """Triton answered that the inputs are invalid (a user error)."""
+
+
+def _input(name: str, array: np.ndarray, datatype: str) -> grpcclient.InferInput:
+    tensor = grpcclient.InferInput(name, list(array.shape), datatype)
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+def forcefield_inputs(
+    systems: list[System], options: list[RelaxOptions], atom_budget: int = 0
+) -> list[grpcclient.InferInput]:
+    masks = [s.active_mask if s.active_mask is not None else np.ones(s.n_atoms, bool) for s in systems]
+    return [
+        _input("POSITIONS", np.concatenate([s.positions for s in systems]).astype(np.float64), "FP64"),
+        _input("NUMBERS", np.concatenate([s.numbers for s in systems]).astype(np.int32), "INT32"),
+        _input("CELLS", np.stack([s.cell for s in systems]).astype(np.float64), "FP64"),
+        _input("PBC", np.stack([s.pbc for s in systems]).astype(bool), "BOOL"),
+        _input("N_ATOMS", np.array([s.n_atoms for s in systems], dtype=np.int32), "INT32"),
+        _input("ACTIVE_MASK", np.concatenate(masks).astype(bool), "BOOL"),
+        _input("FMAX", np.array([o.fmax for o in options], dtype=np.float64), "FP64"),
+        _input("PRESSURE_TOL", np.array([o.pressure_tol_kbar for o in options], dtype=np.float64), "FP64"),
+        _input("CELLOPT", np.array([o.cellopt for o in options], dtype=bool), "BOOL"),
+        _input("MAX_STEPS", np.array([o.max_steps for o in options], dtype=np.int32), "INT32"),
+        _input("ATOM_BUDGET", np.array([atom_budget], dtype=np.int32), "INT32"),
+    ]
+
+
+def forcefield_results(outputs: dict[str, np.ndarray], systems: list[System]) -> list[RelaxResult]:
+    bounds = np.cumsum([s.n_atoms for s in systems])[:-1]
+    forces = np.split(outputs["FORCES"], bounds)
+    positions = np.split(outputs["POSITIONS_OUT"], bounds)
+    return [
+        RelaxResult(
+            system=System(positions[i], s.numbers, outputs["CELLS_OUT"][i], s.pbc, s.active_mask),
+            energy=float(outputs["ENERGY"][i]),
+            forces=forces[i],
+            stress=outputs["STRESS"][i],
+            converged=bool(outputs["CONVERGED"][i]),
+            n_steps=int(outputs["NSTEPS"][i]),
+        )
+        for i, s in enumerate(systems)
+    ]
+
+
+class TritonClient:
+    def __init__(self, url: str):
+        self.url = url
+        self._client = grpcclient.InferenceServerClient(url)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def ready_models(self, models: list[str]) -> list[str]:
+        """The models among ``models`` that Triton serves ready now (empty if Triton is down)."""
+        try:
+            if not await self._client.is_server_ready(client_timeout=2.0):
+                return []
+            return [m for m in models if await self._client.is_model_ready(m, client_timeout=2.0)]
+        except InferenceServerException:
+            return []
+
+    async def infer(self, model: str, inputs: list[grpcclient.InferInput], outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
+        requested = [grpcclient.InferRequestedOutput(name) for name in outputs]
+        try:
+            result = await self._client.infer(model, inputs, outputs=requested)
+        except InferenceServerException as error:
+            if "INVALID_ARGUMENT" in str(error.status()):
+                raise TritonRejected(error.message()) from error
+            raise TritonUnavailable(f"{model}: {error.message()}") from error
+        return {name: result.as_numpy(name) for name in outputs}
+
+    async def forcefield(
+        self, systems: list[System], options: list[RelaxOptions], atom_budget: int = 0
+    ) -> list[RelaxResult]:
+        outputs = await self.infer("forcefield", forcefield_inputs(systems, options, atom_budget), OUTPUTS)
+        return forcefield_results(outputs, systems)
