@@ -56,13 +56,16 @@ def memory_probe(settings: Settings, triton_pid: int | None) -> MemoryProbe | No
     return ProcessTreeMemory(triton_pid) if triton_pid else None
 
 
-def create_app(settings: Settings, triton_url: str, triton_pid: int | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, triton_url: str, triton_pid: int | None = None, triton: TritonClient | None = None
+) -> FastAPI:
+    """``triton`` replaces the gRPC client (tests pass a small fake beside the real-server tests)."""
     state = ServiceState(models=list(TRITON_MODELS))
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services(settings, state, metrics, TritonClient(triton_url))
+        services = Services(settings, state, metrics, triton or TritonClient(triton_url))
         app.state.services = services
         startup = asyncio.create_task(prepare(services, memory_probe(settings, triton_pid)), name="prepare")
         startup.add_done_callback(log_failure)

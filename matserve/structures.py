@@ -60,8 +60,8 @@ class System:
                          coords_are_cartesian=True)
 
 
-def minimum_distance(system: System) -> float:
-    """Shortest interatomic distance, periodic images included (inf for one atom alone)."""
+def minimum_distance(system: System, cutoff: float = 3.0) -> float:
+    """Shortest interatomic distance, periodic images included; inf when none is within ``cutoff`` Å."""
     if system.n_atoms == 0:
         return float("inf")
     if system.is_molecule:
@@ -69,10 +69,11 @@ def minimum_distance(system: System) -> float:
             return float("inf")
         diff = system.positions[:, None, :] - system.positions[None, :, :]
         dist = np.linalg.norm(diff, axis=-1)
-        return float(dist[np.triu_indices(system.n_atoms, k=1)].min())
+        closest = float(dist[np.triu_indices(system.n_atoms, k=1)].min())
+        return closest if closest <= cutoff else float("inf")
     from ase.neighborlist import neighbor_list
 
-    _, _, d = neighbor_list("ijd", system.to_ase(), MIN_DISTANCE * 2)
+    _, _, d = neighbor_list("ijd", system.to_ase(), cutoff)
     return float(d.min()) if len(d) else float("inf")
 
 

@@ -1,0 +1,30 @@
+"""A small stand-in for Triton, for fast gateway tests; tests/integration runs the real server."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from matserve.relax import RelaxOptions, RelaxResult
+from matserve.structures import System
+
+
+class FakeTriton:
+    """Every model ready; the force field returns a fixed energy per atom and zero forces."""
+
+    def __init__(self, ready: bool = True):
+        self.ready = ready
+        self.calls: list[list[System]] = []
+        self.options: list[RelaxOptions] = []
+
+    async def ready_models(self, models: list[str]) -> list[str]:
+        return list(models) if self.ready else []
+
+    async def forcefield(self, systems: list[System], options: list[RelaxOptions], atom_budget: int = 0):
+        self.calls.append(systems)
+        self.options.extend(options)
+        return [
+            RelaxResult(s, -1.5 * s.n_atoms, np.zeros((s.n_atoms, 3)), np.zeros((3, 3)), True, 0) for s in systems
+        ]
+
+    async def close(self) -> None:
+        pass

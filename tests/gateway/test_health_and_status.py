@@ -1,0 +1,71 @@
+from tests.gateway.conftest import make_client
+from tests.gateway.fakes import FakeTriton
+
+
+def test_live_never_asks_triton():
+    with make_client(FakeTriton(ready=False)) as client:
+        response = client.get("/v1/health/live")
+        assert response.status_code == 200
+        assert response.json() == {"status": "live"}
+
+
+def test_not_ready_while_triton_is_not():
+    with make_client(FakeTriton(ready=False)) as client:
+        response = client.get("/v1/health/ready")
+        assert response.status_code == 503
+        assert response.json() == {"status": "not ready", "backends_alive": 0, "backends_total": 1}
+        assert response.headers["retry-after"] == "5"
+
+
+def test_ready_when_models_are(client):
+    response = client.get("/v1/health/ready")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "backends_alive": 1, "backends_total": 1}
+
+
+def test_draining_turns_not_ready(client):
+    client.app.state.service_state.draining = True
+    assert client.get("/v1/health/ready").json()["status"] == "not ready"
+    response = client.post("/v1/infer", json={"atoms": [{"coord": [0, 0, 0, 0, 0, 1], "numbers": [1, 1]}]})
+    assert response.status_code == 503
+    assert response.json()["error"] == "not ready: draining"
+
+
+def test_status_counts_requests_and_tasks(client):
+    body = {"atoms": [{"coord": [0, 0, 0, 0, 0, 1], "numbers": [1, 1]}] * 3}
+    assert client.post("/v1/infer", json=body).status_code == 200
+    status = client.get("/v1/status").json()
+    assert status["total"] == {
+        "tasks_received": 3, "tasks_completed": 3, "queue_size_atoms": 0, "queue_size_tasks": 0,
+        "requests_received": 1, "requests_completed": 1, "requests_in_progress": 0, "max_system_size": 50,
+    }
+    (worker,) = status["workers"]
+    assert set(worker) == {"device", "tasks_received", "tasks_completed", "queue_size_atoms", "queue_size_tasks",
+                           "batch_size", "max_batch_size", "gpu_model"}
+    assert worker["device"] == "cpu" and worker["batch_size"] == 64 and worker["tasks_completed"] == 3
+    assert worker["gpu_model"]  # the CPU's name on a CPU host
+
+
+def test_metrics_are_prometheus_text_with_routes_and_queues(client):
+    client.get("/v1/health/live")
+    text = client.get("/v1/metrics").text
+    assert 'matserve_requests_total{method="GET",route="/v1/health/live",status="200"} 1.0' in text
+    assert "matserve_request_duration_seconds_bucket" in text
+    assert "matserve_queue_size_atoms 0.0" in text
+    assert "matserve_queue_size_tasks 0.0" in text
+
+
+def test_metadata_names_weights_with_checksum(client):
+    body = client.get("/v1/metadata").json()
+    assert body["name"] == "matserve"
+    (model,) = body["models"]
+    assert model["name"] == "forcefield"
+    assert model["weights"]["name"] == "CHGNet 0.3.0"
+    assert model["weights"]["file"].endswith(".pth.tar")
+    assert len(model["weights"]["sha256"]) == 64
+
+
+def test_request_id_is_echoed(client):
+    response = client.get("/v1/health/live", headers={"X-Request-Id": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+    assert len(client.get("/v1/health/live").headers["x-request-id"]) == 32
