@@ -43,7 +43,7 @@ class MemoryProbe:
         raise NotImplementedError
 
 
-def _children(pid: int) -> list[int]:
+def descendant_pids(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -52,7 +52,7 @@ def _children(pid: int) -> list[int]:
             continue
         if int(fields[1]) == pid:
             child = int(stat.parent.name)
-            found += [child, *_children(child)]
+            found += [child, *descendant_pids(child)]
     return found
 
 
@@ -89,7 +89,7 @@ class ProcessTreeMemory(MemoryProbe):
         self.pid = pid
 
     def peak_bytes(self) -> int:
-        return sum(_status_kib(p, "VmHWM") for p in [self.pid, *_children(self.pid)]) * 1024
+        return sum(_status_kib(p, "VmHWM") for p in [self.pid, *descendant_pids(self.pid)]) * 1024
 
     def free_bytes(self) -> int:
         return host_free_bytes()

@@ -9,12 +9,14 @@ dies, exit 1 so that an orchestrator restarts the pod.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Iterator
 
 import uvicorn
 
@@ -37,8 +39,9 @@ TRITON_STOP_TIMEOUT_S = 30.0
 class GatewayServer(uvicorn.Server):
     """uvicorn, but signals are ours: we drain before we stop."""
 
-    def install_signal_handlers(self) -> None:
-        return
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def _die_with_parent() -> None:
