@@ -34,8 +34,8 @@ class Settings(BaseSettings):
     torch_threads: int = Field(0, description="0 leaves torch's default")
 
     # Force field and relaxation defaults (the BGR NIM's)
-    forcefield: Literal["chgnet", "sevennet", "mace"] = "chgnet"
-    mace_model: str = ""
+    forcefield: Literal["chgnet", "sevennet"] = "chgnet"
+    mace_model: str = Field("", description="reserved for a MACE adapter (mace-torch does not install with torch 2.13)")
     opttol: float = 0.005
     opttol_pressure: float = 0.5
     cellopt: bool = False

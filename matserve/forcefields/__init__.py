@@ -10,7 +10,7 @@ from matserve.forcefields.base import (
     WeightsInfo,
 )
 
-FORCEFIELDS = ("chgnet", "sevennet", "mace")
+FORCEFIELDS = ("chgnet", "sevennet")
 
 
 def load_forcefield(name: str = "chgnet", device: str = "cpu", model_path: str = "") -> ForceField:
@@ -22,10 +22,6 @@ def load_forcefield(name: str = "chgnet", device: str = "cpu", model_path: str =
         from matserve.forcefields.sevennet import SevenNetForceField
 
         return SevenNetForceField(device=device)
-    if name == "mace":
-        from matserve.forcefields.mace import MACEForceField
-
-        return MACEForceField(model_path, device=device)
     raise ValueError(f"unknown force field {name!r}; choose one of {FORCEFIELDS}")
 
 
@@ -42,8 +38,6 @@ __all__ = [
 
 def weights_info(name: str = "chgnet", model_path: str = "") -> WeightsInfo:
     """Provenance of a force field's weights without loading the model (for /v1/metadata)."""
-    from pathlib import Path
-
     from matserve.forcefields.base import sha256_file
 
     if name == "chgnet":
@@ -56,8 +50,7 @@ def weights_info(name: str = "chgnet", model_path: str = "") -> WeightsInfo:
 
         path = sevennet_checkpoint()
         return WeightsInfo("SevenNet-0", path.name, sha256_file(path))
-    path = Path(model_path)
-    return WeightsInfo(f"MACE ({path.name})", str(path), sha256_file(path) if path.is_file() else "")
+    raise ValueError(f"unknown force field {name!r}; choose one of {FORCEFIELDS}")
 
 
 def supported_numbers(name: str = "chgnet", model_path: str = "") -> frozenset[int]:
@@ -70,4 +63,4 @@ def supported_numbers(name: str = "chgnet", model_path: str = "") -> frozenset[i
         from matserve.forcefields.sevennet import sevennet_numbers
 
         return sevennet_numbers()
-    return frozenset(range(1, 119))  # a MACE file: checked by the model itself
+    raise ValueError(f"unknown force field {name!r}; choose one of {FORCEFIELDS}")

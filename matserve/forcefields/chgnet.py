@@ -12,7 +12,6 @@ from matserve.forcefields.base import ForceField, ForceFieldOutput, WeightsInfo,
 from matserve.forcefields.boxing import molecule_box
 from matserve.structures import Batch
 
-GPA_TO_EV_PER_A3 = 1 / 160.21766208
 CHGNET_MAX_Z = 94
 
 
@@ -47,6 +46,15 @@ class CHGNetForceField(ForceField):
         return Structure(Lattice(cell), numbers, positions, coords_are_cartesian=True)
 
     def __call__(self, batch: Batch, compute_stress: bool = True) -> ForceFieldOutput:
+        """Energy, forces and stress from one backward pass.
+
+        CHGNet's own ``forward`` takes forces and stresses in two backward passes
+        that keep the graph for training (``create_graph=True``); for inference one
+        pass over positions and strains together gives the same numbers at about
+        half the cost.
+        """
+        from chgnet.model.model import BatchedGraph
+
         self.check_elements(batch.numbers)
         positions = batch.split_atoms(batch.positions.detach().cpu().double())
         numbers = batch.split_atoms(batch.numbers.cpu())
@@ -56,12 +64,23 @@ class CHGNetForceField(ForceField):
             self.model.graph_converter(self._structure(pos.numpy(), num.numpy(), cell, p)).to(self.device)
             for pos, num, cell, p in zip(positions, numbers, cells, pbc)
         ]
-        prediction = self.model(graphs, task="efs" if compute_stress else "ef")
+        model = self.model
+        batched = BatchedGraph.from_graphs(graphs, bond_basis_expansion=model.bond_basis_expansion,
+                                           angle_basis_expansion=model.angle_basis_expansion,
+                                           compute_stress=compute_stress)
+        per_atom = model._compute(batched, compute_force=False, compute_stress=False)["e"]
+        n_atoms = batch.n_atoms.to(self.device)
+        total = per_atom * n_atoms  # the model is intensive: its ``e`` is per atom
+        inputs = [*batched.atom_positions, *(batched.strains if compute_stress else [])]
+        gradients = torch.autograd.grad(total.sum(), inputs)
+        reference = model.composition_model(graphs) * n_atoms if model.composition_model is not None else 0.0
         out_device = batch.positions.device
-        energy = (prediction["e"].detach() * batch.n_atoms.to(self.device)).to(out_device, torch.float64)
-        forces = torch.cat([f.detach() for f in prediction["f"]]).to(out_device, torch.float64)
+        energy = (total.detach() + reference).to(out_device, torch.float64)
+        forces = -torch.cat(gradients[: len(graphs)]).to(out_device, torch.float64)
         if compute_stress:
-            stress = torch.stack([s.detach() for s in prediction["s"]]).to(out_device, torch.float64) * GPA_TO_EV_PER_A3
+            strain_gradients = torch.stack(gradients[len(graphs):]).to(out_device, torch.float64)
+            volumes = batched.volumes.detach().view(-1, 1, 1).to(out_device, torch.float64)
+            stress = strain_gradients / volumes
             stress[~batch.pbc.any(dim=1)] = 0.0  # a boxed molecule has no physical stress
         else:
             stress = torch.zeros(batch.n_systems, 3, 3, dtype=torch.float64, device=out_device)

@@ -1,0 +1,46 @@
+"""The Triton forcefield model's logic, on numpy arrays, without Triton."""
+
+import numpy as np
+import pytest
+
+from matserve.forcefield_model import ForcefieldModel, InvalidBatchError
+from tests.crystals import nacl, rattled, si
+
+
+def packed(*structures, **extra):
+    return {
+        "POSITIONS": np.concatenate([a.positions for a in structures]),
+        "NUMBERS": np.concatenate([a.numbers for a in structures]).astype(np.int32),
+        "CELLS": np.stack([np.array(a.cell) for a in structures]),
+        "PBC": np.ones((len(structures), 3), bool),
+        "N_ATOMS": np.array([len(a) for a in structures], np.int32),
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def sevennet_model():
+    return ForcefieldModel("sevennet")
+
+
+def test_sevennet_relaxes_a_batch_through_the_model(sevennet_model):
+    structures = [rattled(si(), seed=1), rattled(nacl(), seed=2)]
+    outputs = sevennet_model.execute(packed(*structures, FMAX=np.array([0.05]), MAX_STEPS=np.array([200], np.int32)))
+    assert outputs["CONVERGED"].tolist() == [True, True]
+    assert outputs["FORCES"].shape == (4, 3) and np.linalg.norm(outputs["FORCES"], axis=1).max() <= 0.05
+    assert outputs["NSTEPS"].min() > 0
+    assert outputs["ENERGY"][0] / 2 == pytest.approx(-5.42, abs=0.1)  # Si in diamond, PBE-like, eV/atom
+
+
+def test_inconsistent_packing_is_rejected(sevennet_model):
+    inputs = packed(si())
+    inputs["N_ATOMS"] = np.array([3], np.int32)
+    with pytest.raises(InvalidBatchError, match="N_ATOMS"):
+        sevennet_model.execute(inputs)
+
+
+def test_elements_outside_the_model_are_rejected(sevennet_model):
+    inputs = packed(si())
+    inputs["NUMBERS"] = np.array([14, 100], np.int32)
+    with pytest.raises(InvalidBatchError, match=r"\[100\]"):
+        sevennet_model.execute(inputs)
