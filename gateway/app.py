@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from typing import AsyncIterator
 
 from fastapi import FastAPI
@@ -15,15 +16,19 @@ from gateway.errors import install_error_handlers
 from gateway.limits import GpuMemory, MemoryProbe, ProcessTreeMemory, estimate_limits
 from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.middleware import RequestContextMiddleware
-from gateway.routes import health, infer, system
+from gateway.jobs.runner import JobRunner
+from gateway.jobs.store import JobStore
+from gateway.property_models import PropertyModel, load_registry
+from gateway.routes import health, infer, predict, system
 from gateway.services import Services
 from gateway.state import BatchLimits, ServiceState
+from gateway.structure_input import system_from_json
 from gateway.triton_client import TritonClient
 from matserve.settings import Settings
 
 log = logging.getLogger("matserve.gateway")
 
-TRITON_MODELS = ["forcefield"]
+FORCEFIELD_MODEL = "forcefield"
 READY_POLL_S = 0.5
 
 
@@ -47,6 +52,7 @@ async def prepare(services: Services, memory: MemoryProbe | None) -> None:
     services.state.limits = limits
     services.batcher = AtomBatcher(services.triton.forcefield, limits.batch_size, services.settings.batch_wait_ms / 1000)
     services.batcher.start()
+    await services.jobs.start()
     log.info("ready: %s", limits)
 
 
@@ -56,16 +62,40 @@ def memory_probe(settings: Settings, triton_pid: int | None) -> MemoryProbe | No
     return ProcessTreeMemory(triton_pid) if triton_pid else None
 
 
+def job_store(settings: Settings) -> JobStore:
+    if settings.redis_url:
+        from gateway.jobs.redis_store import RedisJobStore
+
+        return RedisJobStore(settings.redis_url)
+    from gateway.jobs.sqlite_store import SQLiteJobStore
+
+    return SQLiteJobStore(settings.data_dir / "jobs.sqlite3")
+
+
+def job_runner(
+    settings: Settings, triton: TritonClient, property_models: dict[str, PropertyModel], store: JobStore
+) -> JobRunner:
+    async def run_model(model: str, structure: dict) -> tuple[str, dict]:
+        return await triton.property(property_models[model], system_from_json(structure))
+
+    replica = settings.replica_id or f"{socket.gethostname()}:{settings.port}"
+    return JobRunner(store, run_model, replica, workers=settings.job_workers, ttl_s=settings.job_ttl_s)
+
+
 def create_app(
     settings: Settings, triton_url: str, triton_pid: int | None = None, triton: TritonClient | None = None
 ) -> FastAPI:
     """``triton`` replaces the gRPC client (tests pass a small fake beside the real-server tests)."""
-    state = ServiceState(models=list(TRITON_MODELS))
+    property_models = load_registry()
+    state = ServiceState(models=[FORCEFIELD_MODEL, *(m.triton_model for m in property_models.values())])
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services(settings, state, metrics, triton or TritonClient(triton_url))
+        client = triton or TritonClient(triton_url)
+        store = job_store(settings)
+        runner = job_runner(settings, client, property_models, store)
+        services = Services(settings, state, metrics, client, property_models, runner)
         app.state.services = services
         startup = asyncio.create_task(prepare(services, memory_probe(settings, triton_pid)), name="prepare")
         startup.add_done_callback(log_failure)
@@ -75,11 +105,13 @@ def create_app(
             startup.cancel()
             if services.batcher:
                 await services.batcher.stop()
+            await runner.stop()
+            await store.close()
             await services.triton.close()
 
     app = FastAPI(title="matserve", version=matserve.__version__, lifespan=lifespan, docs_url="/docs")
     install_error_handlers(app)
-    for module in (health, system, infer):
+    for module in (health, system, infer, predict):
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestContextMiddleware, state=state, max_body_bytes=settings.max_body_bytes)

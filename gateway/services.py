@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from gateway.batcher import AtomBatcher
+from gateway.jobs.runner import JobRunner
+from gateway.property_models import PropertyModel
 from gateway.metrics import Metrics
 from gateway.state import ServiceState
 from gateway.triton_client import TritonClient
@@ -19,6 +21,8 @@ class Services:
     state: ServiceState
     metrics: Metrics
     triton: TritonClient
+    property_models: dict[str, PropertyModel]
+    jobs: JobRunner
     batcher: AtomBatcher | None = None  # exists once the atom budget is known
 
     async def ready_models(self) -> list[str]:

@@ -6,6 +6,7 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from gateway.property_models import PropertyModel
 from matserve.forcefield_model import OUTPUTS
 from matserve.relax import RelaxOptions, RelaxResult
 from matserve.structures import System
@@ -93,3 +94,21 @@ class TritonClient:
     ) -> list[RelaxResult]:
         outputs = await self.infer("forcefield", forcefield_inputs(systems, options, atom_budget), OUTPUTS)
         return forcefield_results(outputs, systems)
+
+    async def property(self, model: PropertyModel, system: System) -> tuple[str, dict[str, float | str]]:
+        """(description, response fields) of one structure from a property model."""
+        inputs = [
+            _input("POSITIONS", system.positions.astype(np.float64), "FP64"),
+            _input("NUMBERS", system.numbers.astype(np.int32), "INT32"),
+            _input("CELL", system.cell.astype(np.float64), "FP64"),
+        ]
+        outputs = await self.infer(model.triton_model, inputs, (*model.outputs, "DESCRIPTION"))
+        fields = {field: _scalar(outputs[name]) for name, field in model.outputs.items()}
+        return str(_scalar(outputs["DESCRIPTION"])), fields
+
+
+def _scalar(array: np.ndarray) -> float | str:
+    value = array.reshape(-1)[0]
+    if isinstance(value, (bytes, np.bytes_)):
+        return value.decode()
+    return value if isinstance(value, str) else float(value)

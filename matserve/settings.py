@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     max_system_size: int = Field(0, description="largest structure in atoms; 0 derives it from the budget")
     batch_wait_ms: float = 5.0
 
+    # Property models and jobs
+    phonon_supercell_min_length: float = Field(8.0, description="mfd: each supercell vector at least this long, Å")
+    phonon_displacement: float = Field(0.01, description="mfd: finite displacement, Å")
+    redis_url: str = Field("", description="job store in Redis (for several replicas); empty: SQLite in data_dir")
+    job_workers: int = Field(2, description="jobs run at once per gateway")
+    job_ttl_s: float = Field(86400.0, description="how long finished job results are kept")
+    replica_id: str = Field("", description="this gateway's name in the job store; empty: hostname:port")
+
     @property
     def api_key_set(self) -> frozenset[str]:
         return frozenset(key.strip() for key in self.api_keys.split(",") if key.strip())

@@ -122,3 +122,32 @@ def unpack(batch: Batch) -> list[System]:
         System(pos.numpy(), num.numpy(), cell.numpy(), pbc.numpy())
         for pos, num, cell, pbc in zip(positions, numbers, batch.cells.detach().cpu(), batch.pbc.cpu())
     ]
+
+
+class StructureParseError(ValueError):
+    """A POSCAR or CIF text that does not describe a structure."""
+
+
+def looks_like_cif(text: str) -> bool:
+    return any(line.strip().startswith(("data_", "_cell_length_a", "loop_")) for line in text.splitlines()[:200])
+
+
+def parse_structure_text(text: str) -> System:
+    """A VASP 5 POSCAR or a CIF, recognised by content, as a System; StructureParseError says why not."""
+    import warnings
+
+    if not text or not text.strip():
+        raise StructureParseError("the structure file is empty")
+    fmt = "cif" if looks_like_cif(text) else "poscar"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            structure = Structure.from_str(text, fmt=fmt)
+    except Exception as error:  # pymatgen raises many types for bad files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise StructureParseError(f"could not read the {fmt.upper()}: {reason}") from None
+    if len(structure) == 0:
+        raise StructureParseError(f"the {fmt.upper()} has no atoms")
+    if structure.lattice.volume < 1e-3:
+        raise StructureParseError(f"the {fmt.upper()} has a degenerate cell")
+    return System.from_pymatgen(structure)

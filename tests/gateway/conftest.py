@@ -1,4 +1,4 @@
-import asyncio
+import tempfile
 import time
 
 import pytest
@@ -10,7 +10,7 @@ from tests.gateway.fakes import FakeTriton
 
 
 def make_client(fake: FakeTriton, **settings) -> TestClient:
-    defaults = {"batch_size": 64, "max_system_size": 50}
+    defaults = {"batch_size": 64, "max_system_size": 50, "data_dir": tempfile.mkdtemp(prefix="matserve-test-")}
     app = create_app(Settings(**{**defaults, **settings}), "unused:0", triton=fake)
     return TestClient(app, raise_server_exceptions=False)
 

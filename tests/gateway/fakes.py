@@ -28,3 +28,14 @@ class FakeTriton:
 
     async def close(self) -> None:
         pass
+
+
+class FakePropertyTriton(FakeTriton):
+    """Adds property models: fixed values, or a rejection for structures containing gold (Z=79)."""
+
+    async def property(self, model, system):
+        from gateway.triton_client import TritonRejected
+
+        if 79 in system.numbers:
+            raise TritonRejected("gold is not welcome here")
+        return "fake phonons", {field: float(i + 1) for i, field in enumerate(model.outputs.values())}

@@ -1,0 +1,1 @@
+"""Durable asynchronous prediction jobs: one store interface, SQLite and Redis back ends, a runner."""

@@ -1,0 +1,85 @@
+"""Property predictions as the AFLOW-ML API serves them, under /v1, plus a synchronous route.
+
+``POST /v1/{model}/prediction`` → ``{"id", "model", "results_endpoint"}`` (``results_endpoint`` is
+relative to the API base ``/v1``, as AFLOW-ML's is to its own base);
+``GET /v1/prediction/result/{id}`` → ``{"status", "description"}``, plus ``model``,
+``citation`` and the ``ml_*`` fields on SUCCESS. ``POST /v1/{model}/predict`` answers directly.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from gateway.auth import require_api_key
+from gateway.errors import InvalidInput, NotFound, NotReady
+from gateway.jobs.store import JobStatus
+from gateway.property_models import PropertyModel
+from gateway.services import Services, get_services
+from gateway.structure_input import parse_or_422, structure_text, system_to_json
+from gateway.triton_client import TritonRejected, TritonUnavailable
+from matserve.forcefields import supported_numbers
+from matserve.structures import System
+
+router = APIRouter()
+
+
+def model_or_404(name: str, services: Services) -> PropertyModel:
+    model = services.property_models.get(name)
+    if model is None:
+        available = ", ".join(sorted(services.property_models)) or "none"
+        raise NotFound(f"model {name!r} is not available; available models: {available}",
+                       [{"loc": ["path", "model"], "msg": f"unknown model {name!r}", "type": "not_found"}])
+    return model
+
+
+def check_elements(system: System, services: Services) -> None:
+    settings = services.settings
+    missing = sorted(set(system.numbers.tolist()) - supported_numbers(settings.forcefield))
+    if missing:
+        message = f"force field {settings.forcefield!r} does not support atomic numbers {missing}"
+        raise InvalidInput(message, [{"loc": ["body", "file"], "msg": message, "type": "value_error"}])
+
+
+async def read_structure(request: Request, services: Services) -> System:
+    system = parse_or_422(await structure_text(request))
+    limits = services.state.limits
+    if limits is not None and system.n_atoms > limits.max_system_size:
+        message = f"structure has {system.n_atoms} atoms; max_system_size is {limits.max_system_size}"
+        raise InvalidInput(message, [{"loc": ["body", "file"], "msg": message, "type": "value_error"}])
+    check_elements(system, services)
+    return system
+
+
+@router.post("/v1/{model}/prediction", dependencies=[Depends(require_api_key)])
+async def submit(model: str, request: Request, services: Services = Depends(get_services)) -> dict:
+    property_model = model_or_404(model, services)
+    system = await read_structure(request, services)
+    job = await services.jobs.submit(property_model.name, system_to_json(system))
+    return {"id": job.id, "model": property_model.name, "results_endpoint": f"/prediction/result/{job.id}"}
+
+
+@router.get("/v1/prediction/result/{job_id}")
+async def result(job_id: str, services: Services = Depends(get_services)) -> dict:
+    job = await services.jobs.store.get(job_id)
+    if job is None:
+        raise NotFound(f"no prediction job {job_id!r}",
+                       [{"loc": ["path", "job_id"], "msg": "unknown or expired job", "type": "not_found"}])
+    body: dict = {"status": job.status.value, "description": job.description}
+    if job.status == JobStatus.SUCCESS:
+        property_model = services.property_models.get(job.model)
+        body |= {"model": job.model, "citation": property_model.citation if property_model else "", **job.result}
+    return body
+
+
+@router.post("/v1/{model}/predict", dependencies=[Depends(require_api_key)])
+async def predict_now(model: str, request: Request, services: Services = Depends(get_services)) -> dict:
+    property_model = model_or_404(model, services)
+    system = await read_structure(request, services)
+    try:
+        description, fields = await services.triton.property(property_model, system)
+    except TritonRejected as error:
+        raise InvalidInput(str(error)) from error
+    except TritonUnavailable as error:
+        raise NotReady(f"backend unavailable: {error}") from error
+    return {"status": "SUCCESS", "description": description, "model": property_model.name,
+            "citation": property_model.citation, **fields}

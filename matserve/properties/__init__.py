@@ -1,0 +1,1 @@
+"""AFLOW-ML style property models (mfd from harmonic phonons; plmf to come)."""

@@ -1,0 +1,137 @@
+"""AFLOW-ML style prediction routes (fast, with a small Triton fake; tests/integration runs the real model)."""
+
+import time
+
+import pytest
+
+from tests.gateway.conftest import make_client, wait_ready
+from tests.gateway.fakes import FakePropertyTriton
+
+NACL_POSCAR = """NaCl
+1.0
+0.0 2.82 2.82
+2.82 0.0 2.82
+2.82 2.82 0.0
+Na Cl
+1 1
+Direct
+0.0 0.0 0.0
+0.5 0.5 0.5
+"""
+
+CU_CIF = """data_Cu
+_cell_length_a 3.61
+_cell_length_b 3.61
+_cell_length_c 3.61
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'F m -3 m'
+_symmetry_Int_Tables_number 225
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+Cu1 Cu 0 0 0
+"""
+
+
+@pytest.fixture
+def client():
+    with make_client(FakePropertyTriton()) as test_client:
+        wait_ready(test_client)
+        yield test_client
+
+
+def poll(client, job_id, timeout_s=10.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/prediction/result/{job_id}").json()
+        if body["status"] in ("SUCCESS", "FAILURE"):
+            return body
+        time.sleep(0.02)
+    raise AssertionError("job did not finish")
+
+
+@pytest.mark.parametrize("how", ["form", "multipart", "json", "raw"])
+def test_submit_then_poll_gives_the_model_fields(client, how):
+    send = {
+        "form": lambda: client.post("/v1/mfd/prediction", data={"file": NACL_POSCAR}),
+        "multipart": lambda: client.post("/v1/mfd/prediction", files={"file": ("nacl.poscar", NACL_POSCAR)}),
+        "json": lambda: client.post("/v1/mfd/prediction", json={"file": NACL_POSCAR}),
+        "raw": lambda: client.post("/v1/mfd/prediction", content=NACL_POSCAR, headers={"content-type": "text/plain"}),
+    }[how]
+    response = send()
+    assert response.status_code == 200
+    submitted = response.json()
+    assert set(submitted) == {"id", "model", "results_endpoint"}
+    assert submitted["model"] == "mfd"
+    assert submitted["results_endpoint"] == f"/prediction/result/{submitted['id']}"
+    body = poll(client, submitted["id"])
+    citation = client.app.state.services.property_models["mfd"].citation
+    assert body == {"status": "SUCCESS", "description": "fake phonons", "model": "mfd", "citation": citation,
+                    "ml_Cv": 1.0, "ml_Fvib": 2.0, "ml_Svib": 3.0}
+
+
+def test_cif_is_recognised(client):
+    job = client.post("/v1/mfd/prediction", data={"file": CU_CIF}).json()
+    assert poll(client, job["id"])["status"] == "SUCCESS"
+
+
+def test_model_failure_is_reported_in_the_job(client):
+    gold = NACL_POSCAR.replace("Na Cl", "Au Cl")
+    job = client.post("/v1/mfd/prediction", data={"file": gold}).json()
+    assert poll(client, job["id"]) == {"status": "FAILURE", "description": "gold is not welcome here"}
+
+
+def test_unknown_model_is_404_listing_the_models(client):
+    response = client.post("/v1/plmf/prediction", data={"file": NACL_POSCAR})
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "model 'plmf' is not available; available models: mfd",
+        "detail": [{"loc": ["path", "model"], "msg": "unknown model 'plmf'", "type": "not_found"}],
+    }
+
+
+def test_unreadable_structure_is_422_with_the_reason(client):
+    response = client.post("/v1/mfd/prediction", data={"file": "this is not a structure"})
+    assert response.status_code == 422
+    assert response.json()["error"].startswith("could not read the POSCAR: ")
+    assert response.json()["detail"][0]["loc"] == ["body", "file"]
+
+
+def test_empty_and_missing_files_are_422(client):
+    assert client.post("/v1/mfd/prediction", data={"file": ""}).json()["error"] == "the structure file is empty"
+    response = client.post("/v1/mfd/prediction", data={"other": "x"})
+    assert response.status_code == 422 and response.json()["error"] == "form field 'file' is missing"
+
+
+def test_unsupported_element_is_422(client):
+    response = client.post("/v1/mfd/prediction", data={"file": NACL_POSCAR.replace("Na Cl", "Fm Cl")})
+    assert response.status_code == 422
+    assert response.json()["error"] == "force field 'chgnet' does not support atomic numbers [100]"
+
+
+def test_unknown_job_is_404(client):
+    response = client.get("/v1/prediction/result/nope")
+    assert response.status_code == 404
+    assert response.json()["error"] == "no prediction job 'nope'"
+
+
+def test_synchronous_predict_answers_directly(client):
+    response = client.post("/v1/mfd/predict", data={"file": NACL_POSCAR})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "SUCCESS" and body["ml_Fvib"] == 2.0 and body["model"] == "mfd"
+
+
+def test_jobs_survive_a_restart_of_the_gateway(tmp_path):
+    settings = {"data_dir": str(tmp_path), "replica_id": "gw-1"}
+    with make_client(FakePropertyTriton(), **settings) as first:
+        wait_ready(first)
+        job = first.post("/v1/mfd/prediction", data={"file": NACL_POSCAR}).json()
+        poll(first, job["id"])
+    with make_client(FakePropertyTriton(), **settings) as second:
+        assert second.get(f"/v1/prediction/result/{job['id']}").json()["status"] == "SUCCESS"
