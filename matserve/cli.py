@@ -1,16 +1,97 @@
-"""The ``matserve`` command."""
+"""The ``matserve`` command: ``serve`` runs the service; ``predict``, ``relax`` and ``generate`` call one.
+
+``predict`` keeps the ``aflow-ml`` flags (``--model``, ``--format``, ``--fields``, ``--outfile``).
+``--url`` or ``MATSERVE_URL`` selects the server; ``MATSERVE_API_KEY`` is sent when set.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from pathlib import Path
+
+DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="matserve", description="materials inference service and its client")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="start tritonserver and the gateway (settings from MATSERVE_* variables)")
+
+    def client_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--url", default=os.environ.get("MATSERVE_URL", DEFAULT_URL), help="service base URL")
+        return sub
+
+    predict = client_command("predict", "predict properties of a POSCAR or CIF (AFLOW-ML style)")
+    predict.add_argument("file", type=Path)
+    predict.add_argument("--model", default="mfd")
+    predict.add_argument("--format", choices=("txt", "json"), default="txt")
+    predict.add_argument("--fields", default="", help="comma-separated fields to keep")
+    predict.add_argument("--outfile", type=Path)
+
+    relax = client_command("relax", "relax structure files and write the relaxed CIFs")
+    relax.add_argument("files", nargs="+", type=Path)
+    relax.add_argument("--cellopt", action="store_true")
+    relax.add_argument("--fmax", type=float, default=None, help="force tolerance, eV/Å (service default 0.005)")
+    relax.add_argument("--max-steps", type=int, default=None)
+    relax.add_argument("--outdir", type=Path, default=Path("."))
+    relax.add_argument("--chunk", type=int, default=32, help="structures per request")
+
+    generate = client_command("generate", "generate a crystal structure from a composition (CrystaLLM style)")
+    generate.add_argument("--comp", required=True)
+    generate.add_argument("--z", type=int)
+    generate.add_argument("--sg")
+    generate.add_argument("--fe", action="store_true")
+    generate.add_argument("--model", default="small")
     return parser
+
+
+def _client(url: str):
+    from matserve.client import MatserveClient
+
+    return MatserveClient(url, api_key=os.environ.get("MATSERVE_API_KEY") or None)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    fields = [f for f in args.fields.split(",") if f] or None
+    with _client(args.url) as client:
+        result = client.get_prediction(args.file.read_text(), args.model, fields)
+    text = json.dumps(result, indent=2) if args.format == "json" else "\n".join(f"{k}: {v}" for k, v in result.items())
+    if args.outfile:
+        args.outfile.write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+def run_relax(args: argparse.Namespace) -> int:
+    from pymatgen.core import Structure
+    from tqdm import tqdm
+
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    structures = [Structure.from_file(path) for path in args.files]
+    not_converged = 0
+    with _client(args.url) as client, tqdm(total=len(structures), unit="structure",
+                                           disable=len(structures) < 2, file=sys.stderr) as progress:
+        for start in range(0, len(structures), args.chunk):
+            chunk = structures[start:start + args.chunk]
+            results = client.relax(chunk, cellopt=args.cellopt, fmax=args.fmax, max_steps=args.max_steps)
+            for path, result in zip(args.files[start:start + args.chunk], results):
+                target = args.outdir / f"{path.stem}_relaxed.cif"
+                result.structure.to(filename=str(target))
+                not_converged += not result.converged
+                print(f"{target}\tenergy {result.energy:.6f} eV\tconverged {result.converged}\tsteps {result.steps}")
+            progress.update(len(chunk))
+    return 1 if not_converged else 0
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    with _client(args.url) as client:
+        print(json.dumps(client.generate(args.comp, args.z, args.sg, args.fe, args.model), indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +100,17 @@ def main(argv: list[str] | None = None) -> int:
         from matserve.serve import serve
 
         return serve()
-    return 2
+    from matserve.client import MatserveError, PredictionFailed
+
+    runners = {"predict": run_predict, "relax": run_relax, "generate": run_generate}
+    try:
+        return runners[args.command](args)
+    except (MatserveError, PredictionFailed) as error:
+        print(f"matserve {args.command}: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"matserve {args.command}: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import shutil
 import signal
 import subprocess
 import time
@@ -27,6 +28,7 @@ from matserve.tritonserver import (
     find_tritonserver,
     free_port,
     render_model_repository,
+    runtime_dir,
     start_tritonserver,
 )
 
@@ -102,9 +104,10 @@ def serve(settings: Settings | None = None) -> int:
     configure_logging(settings.log_level)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    installation = find_tritonserver(settings.tritonserver, data_dir)
+    work_dir = runtime_dir(data_dir)
+    installation = find_tritonserver(settings.tritonserver, work_dir)
     source = Path(settings.model_repository) if settings.model_repository else DEFAULT_MODEL_REPOSITORY
-    repository = render_model_repository(source, data_dir / "model_repository", settings.device)
+    repository = render_model_repository(source, work_dir / "model_repository", settings.device)
     grpc_port = settings.triton_grpc_port or free_port()
     http_port = settings.triton_http_port or free_port()
     log.info("starting tritonserver %s (gRPC 127.0.0.1:%d)", installation.binary, grpc_port)
@@ -113,5 +116,6 @@ def serve(settings: Settings | None = None) -> int:
         exit_code = asyncio.run(run_gateway(settings, triton, grpc_port))
     finally:
         stop_process(triton)
+    shutil.rmtree(work_dir, ignore_errors=True)
     log.info("stopped with exit code %d", exit_code)
     return exit_code

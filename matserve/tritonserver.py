@@ -31,6 +31,23 @@ class TritonInstallation:
     env: dict[str, str] = field(default_factory=dict)
 
 
+def runtime_dir(data_dir: Path) -> Path:
+    """A directory of this process's own under ``data_dir/runtime``; those of dead processes are removed.
+
+    A Triton still shutting down after its parent was killed keeps its backend
+    library and model files mapped: a restart must never overwrite them in place.
+    """
+    root = data_dir / "runtime"
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.iterdir():
+        if old.name.isdigit() and not Path(f"/proc/{old.name}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    mine = root / str(os.getpid())
+    shutil.rmtree(mine, ignore_errors=True)
+    mine.mkdir()
+    return mine
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -46,13 +63,13 @@ def _pytriton_root() -> Path | None:
     return root if (root / "bin" / "tritonserver").exists() else None
 
 
-def _prepare_pytriton_backends(pytriton_root: Path, data_dir: Path) -> Path:
-    """Copy the Python backend and the stub matching this interpreter into ``data_dir/backends``."""
+def _prepare_pytriton_backends(pytriton_root: Path, work_dir: Path) -> Path:
+    """Copy the Python backend and the stub matching this interpreter into ``work_dir/backends``."""
     python_version = f"{sys.version_info.major}.{sys.version_info.minor}"
     stub = pytriton_root / "python_backend_stubs" / python_version / "triton_python_backend_stub"
     if not stub.exists():
         raise FileNotFoundError(f"the pytriton wheel has no Python-backend stub for Python {python_version}")
-    target = data_dir / "backends" / "python"
+    target = work_dir / "backends" / "python"
     target.mkdir(parents=True, exist_ok=True)
     for source in [*sorted((pytriton_root / "backends" / "python").glob("*.*")), stub]:
         if source.is_file():
@@ -60,7 +77,7 @@ def _prepare_pytriton_backends(pytriton_root: Path, data_dir: Path) -> Path:
     return target.parent
 
 
-def find_tritonserver(configured: str, data_dir: Path) -> TritonInstallation:
+def find_tritonserver(configured: str, work_dir: Path) -> TritonInstallation:
     """``configured`` path, else ``tritonserver`` on PATH, else the pytriton wheel's binary."""
     if configured:
         binary = Path(configured)
@@ -77,7 +94,7 @@ def find_tritonserver(configured: str, data_dir: Path) -> TritonInstallation:
     lib_dirs = [str(libs), sysconfig.get_config_var("LIBDIR") or "", os.environ.get("LD_LIBRARY_PATH", "")]
     return TritonInstallation(
         binary=pytriton_root / "bin" / "tritonserver",
-        backend_dir=_prepare_pytriton_backends(pytriton_root, data_dir),
+        backend_dir=_prepare_pytriton_backends(pytriton_root, work_dir),
         env={"LD_LIBRARY_PATH": ":".join(d for d in lib_dirs if d)},
     )
 

@@ -8,7 +8,9 @@ checked with a small schema of the fields the operator needs.
 
 from __future__ import annotations
 
+import json
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -254,8 +256,18 @@ def test_every_setting_is_an_environment_variable(full_docs, settings):
 def test_values_config_mirrors_the_settings():
     """config: holds every setting except those with a value of their own."""
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    own_values = {"port", "drain_timeout_s", "device", "api_keys"}
+    own_values = {"port", "drain_timeout_s", "device", "api_keys", "redis_url"}
     assert set(values["config"]) == set(Settings.model_fields) - own_values
+    schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["config"]
+    assert set(schema["properties"]) == set(values["config"]) == set(schema["required"])
+    assert schema["additionalProperties"] is False
+
+
+def test_schema_choices_match_the_settings():
+    schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["config"]["properties"]
+    for name, field in Settings.model_fields.items():
+        if typing.get_origin(field.annotation) is typing.Literal and name in schema:
+            assert sorted(schema[name]["enum"]) == sorted(typing.get_args(field.annotation)), name
 
 
 def test_default_settings_values_parse_back_to_the_same_settings(default_docs, settings, monkeypatch):
@@ -359,6 +371,12 @@ def test_api_keys_from_an_existing_secret():
     assert not [d for d in documents if d["kind"] == "Secret"]
     reference = env(container(documents))["MATSERVE_API_KEYS"]["valueFrom"]["secretKeyRef"]
     assert reference == {"name": "matserve-keys", "key": "keys"}
+
+
+def test_several_replicas_without_redis_are_warned_about():
+    assert "WARNING: several replicas without Redis" in notes({"replicaCount": 3})
+    assert "WARNING" not in notes({"replicaCount": 3, "redis": {"enabled": True}})
+    assert "WARNING" not in notes()
 
 
 def test_no_api_keys_by_default(default_docs):

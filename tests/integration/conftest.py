@@ -48,7 +48,7 @@ class Service:
 
 def start_service(tmp_path: Path, **env: str) -> Service:
     port, grpc_port = free_port(), free_port()
-    log_path = tmp_path / "serve.log"
+    log_path = tmp_path / f"serve-{port}.log"
     environment = {
         **os.environ,
         "MATSERVE_PORT": str(port),

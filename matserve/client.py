@@ -1,0 +1,150 @@
+"""Python client for a matserve service (and, for predictions, the AFLOW-ML ``AFLOWmlAPI`` calls).
+
+    client = MatserveClient("http://127.0.0.1:8000")
+    client.get_prediction(open("my.poscar").read(), "mfd")       # submit, poll, return the fields
+    relaxed = client.relax([structure], cellopt=True)             # pymatgen in, pymatgen out (or ASE)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import httpx
+import numpy as np
+from ase import Atoms
+from pymatgen.core import Structure
+
+from matserve.structures import System
+
+FINISHED = ("SUCCESS", "FAILURE")
+
+
+class MatserveError(Exception):
+    def __init__(self, status_code: int, message: str):
+        super().__init__(f"{status_code}: {message}")
+        self.status_code = status_code
+        self.message = message
+
+
+class PredictionFailed(Exception):
+    pass
+
+
+@dataclass
+class Relaxed:
+    """One relaxation result, with the structure in the type the caller sent."""
+
+    structure: Structure | Atoms
+    energy: float  # eV
+    forces: np.ndarray  # (n, 3) eV/Å
+    stress: np.ndarray | None  # (3, 3) kBar
+    converged: bool
+    steps: int
+
+
+def _system(item: Structure | Atoms) -> System:
+    return System.from_pymatgen(item) if isinstance(item, Structure) else System.from_ase(item)
+
+
+def _atoms_json(item: Structure | Atoms, structure_id: str) -> dict[str, Any]:
+    system = _system(item)
+    body: dict[str, Any] = {"coord": system.positions.reshape(-1).tolist(), "numbers": system.numbers.tolist(),
+                            "structure_id": structure_id}
+    if system.pbc.any():
+        body["cell"] = system.cell.reshape(-1).tolist()
+        body["pbc"] = system.pbc.tolist()
+    return body
+
+
+def _relaxed(original: Structure | Atoms, result: dict[str, Any]) -> Relaxed:
+    positions = np.reshape(result["coord"], (-1, 3))
+    cell = np.reshape(result["cell"], (3, 3)) if "cell" in result else np.zeros((3, 3))
+    system = System(positions, result["numbers"], cell, result["pbc"])
+    structure = system.to_pymatgen() if isinstance(original, Structure) else system.to_ase()
+    stress = np.reshape(result["stress"], (3, 3)) if "stress" in result else None
+    return Relaxed(structure, result["energy"], np.reshape(result["forces"], (-1, 3)), stress, result["converged"],
+                   result["optimizer_nsteps"])
+
+
+class MatserveClient:
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None, timeout: float = 3600.0):
+        self.base_url = base_url.rstrip("/")
+        headers = {"x-api-key": api_key} if api_key else {}
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "MatserveClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("error", response.text)
+            except ValueError:
+                message = response.text
+            raise MatserveError(response.status_code, message)
+        return response.json()
+
+    # Operations
+    def status(self) -> dict[str, Any]:
+        return self._json(self._http.get("/v1/status"))
+
+    def ready(self) -> bool:
+        return self._http.get("/v1/health/ready").status_code == 200
+
+    # Predictions (AFLOW-ML)
+    def submit_job(self, file_str: str, model: str) -> str:
+        """Submit a POSCAR or CIF; returns the job id."""
+        return self._json(self._http.post(f"/v1/{model}/prediction", data={"file": file_str}))["id"]
+
+    def poll_job(self, job_id: str, fields: Sequence[str] | None = None, interval_s: float = 0.5,
+                 timeout_s: float | None = None) -> dict[str, Any]:
+        """Wait for the job; returns its fields (only ``fields`` if given); PredictionFailed on FAILURE."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            body = self._json(self._http.get(f"/v1/prediction/result/{job_id}"))
+            if body["status"] == "FAILURE":
+                raise PredictionFailed(body.get("description", "prediction failed"))
+            if body["status"] == "SUCCESS":
+                return {k: v for k, v in body.items() if k in fields} if fields else body
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {body['status']}")
+            time.sleep(interval_s)
+
+    def get_prediction(self, file_str: str, model: str, fields: Sequence[str] | None = None) -> dict[str, Any]:
+        return self.poll_job(self.submit_job(file_str, model), fields)
+
+    def predict(self, file_str: str, model: str) -> dict[str, Any]:
+        """The synchronous route: one call, the fields."""
+        return self._json(self._http.post(f"/v1/{model}/predict", data={"file": file_str}))
+
+    # Relaxation (BGR NIM)
+    def relax(self, structures: Structure | Atoms | Sequence[Structure | Atoms], cellopt: bool = False,
+              fmax: float | None = None, pressure_kbar: float | None = None,
+              max_steps: int | None = None) -> Relaxed | list[Relaxed]:
+        single = isinstance(structures, (Structure, Atoms))
+        items = [structures] if single else list(structures)
+        body: dict[str, Any] = {"atoms": [_atoms_json(item, str(i)) for i, item in enumerate(items)], "cellopt": cellopt}
+        for key, value in (("opttol", fmax), ("opttol_pressure", pressure_kbar), ("max_steps", max_steps)):
+            if value is not None:
+                body[key] = value
+        results = self._json(self._http.post("/v1/infer", json=body))["atoms"]
+        relaxed = [_relaxed(item, result) for item, result in zip(items, results)]
+        return relaxed[0] if single else relaxed
+
+    # Generation (CrystaLLM)
+    def generate(self, comp: str, z: int | None = None, sg: str | None = None, fe: bool = False,
+                 model: str = "small") -> dict[str, Any]:
+        message: dict[str, Any] = {"comp": comp}
+        if z is not None:
+            message["z"] = z
+        if sg is not None:
+            message["sg"] = sg
+        return self._json(self._http.post("/v1/generate", json={"model": model, "message": message, "fe": fe}))

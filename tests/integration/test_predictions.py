@@ -1,0 +1,78 @@
+"""Predictions, the Python client and the CLI against the real service (tritonserver + mfd phonons)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from pymatgen.core import Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from matserve.client import MatserveClient, MatserveError
+from tests.crystals import nacl, rattled, si
+from tests.gateway.test_predict import NACL_POSCAR
+
+pytestmark = pytest.mark.integration
+
+
+def test_submit_poll_success_with_mfd_fields(service):
+    with MatserveClient(service.url) as client:
+        job_id = client.submit_job(NACL_POSCAR, "mfd")
+        body = client.poll_job(job_id, timeout_s=120)
+    assert body["status"] == "SUCCESS" and body["model"] == "mfd"
+    assert body["citation"].startswith("F. Legrain")
+    assert 2.5 < body["ml_Cv"] < 3.0  # kB/atom at 300 K, below the Dulong–Petit 3
+    assert body["ml_Svib"] > 0 and "harmonic phonons" in body["description"]
+
+
+def test_client_errors_carry_the_envelope_message(service):
+    with MatserveClient(service.url) as client, pytest.raises(MatserveError) as caught:
+        client.submit_job(NACL_POSCAR, "plmf")
+    assert caught.value.status_code == 404 and "available models: mfd" in caught.value.message
+
+
+def test_client_relax_returns_what_it_was_given(service):
+    structure = AseAtomsAdaptor.get_structure(rattled(si(), seed=4))
+    atoms = rattled(nacl(), seed=5)
+    with MatserveClient(service.url) as client:
+        relaxed_structure, relaxed_atoms = client.relax([structure, atoms], fmax=0.05)
+    assert isinstance(relaxed_structure.structure, Structure) and relaxed_structure.converged
+    assert type(relaxed_atoms.structure).__name__ == "Atoms" and relaxed_atoms.converged
+    assert np.abs(relaxed_atoms.forces).max() <= 0.05
+
+
+def run_cli(service, *args):
+    return subprocess.run([sys.executable, "-m", "matserve.cli", *args, "--url", service.url],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_predict_with_aflow_flags(service, tmp_path):
+    poscar, out = tmp_path / "nacl.poscar", tmp_path / "out.json"
+    poscar.write_text(NACL_POSCAR)
+    done = run_cli(service, "predict", str(poscar), "--model", "mfd", "--format", "json", "--fields", "ml_Cv,ml_Fvib",
+                   "--outfile", str(out))
+    assert done.returncode == 0, done.stderr
+    assert set(json.loads(out.read_text())) == {"ml_Cv", "ml_Fvib"}
+    text = run_cli(service, "predict", str(poscar), "--model", "mfd", "--fields", "ml_Svib")
+    assert text.stdout.startswith("ml_Svib: ")
+
+
+def test_cli_relax_writes_relaxed_cifs(service, tmp_path):
+    files = []
+    for i, crystal in enumerate((rattled(si(), seed=1), rattled(nacl(), seed=2))):
+        path = tmp_path / f"in{i}.cif"
+        crystal.write(path)
+        files.append(str(path))
+    done = run_cli(service, "relax", *files, "--cellopt", "--fmax", "0.05", "--outdir", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["in0_relaxed.cif", "in1_relaxed.cif"]
+    assert Structure.from_file(tmp_path / "out" / "in0_relaxed.cif").composition.reduced_formula == "Si"
+
+
+def test_cli_reports_a_missing_model_and_exits_non_zero(service, tmp_path):
+    poscar = tmp_path / "nacl.poscar"
+    poscar.write_text(NACL_POSCAR)
+    done = run_cli(service, "predict", str(poscar), "--model", "plmf")
+    assert done.returncode == 1 and "404" in done.stderr
