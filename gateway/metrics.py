@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -33,8 +34,11 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+access_log = logging.getLogger("matserve.access")
+
+
 class MetricsMiddleware:
-    """Counts and times every HTTP request under its route template (not the raw path)."""
+    """Counts, times and logs every HTTP request under its route template (not the raw path)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics):
         self.app = app
@@ -60,4 +64,10 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
             self.metrics.requests.labels(template, scope["method"], str(status["code"])).inc()
-            self.metrics.latency.labels(template, scope["method"]).observe(time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            self.metrics.latency.labels(template, scope["method"]).observe(elapsed)
+            access_log.info(
+                "%s %s %d", scope["method"], scope["path"], status["code"],
+                extra={"request_id": scope.get("state", {}).get("request_id", ""), "method": scope["method"],
+                       "path": scope["path"], "status": status["code"], "duration_ms": round(elapsed * 1000, 2)},
+            )

@@ -69,3 +69,13 @@ def test_request_id_is_echoed(client):
     response = client.get("/v1/health/live", headers={"X-Request-Id": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"
     assert len(client.get("/v1/health/live").headers["x-request-id"]) == 32
+
+
+def test_each_request_is_logged_with_its_request_id(client, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="matserve.access"):
+        client.get("/v1/health/live", headers={"X-Request-Id": "req-42"})
+    (record,) = [r for r in caplog.records if r.name == "matserve.access"]
+    assert (record.request_id, record.method, record.path, record.status) == ("req-42", "GET", "/v1/health/live", 200)
+    assert record.duration_ms >= 0
