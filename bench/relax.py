@@ -184,13 +184,13 @@ def run_torchsim(structures, forcefield, atom_budget: int, label: str) -> Outcom
 
 
 def report(outcomes: list[Outcome], reference: Outcome) -> None:
-    print(f"\n{'method':28s} {'s':>8s} {'struct/s':>9s} {'x ASE':>7s} {'steps':>7s} {'us/atom/step':>13s} "
+    print(f"\n{"method":34s} {'s':>8s} {'struct/s':>9s} {'x ASE':>7s} {'steps':>7s} {'us/atom/step':>13s} "
           f"{'max F':>7s} {'max |s| kBar':>13s} {'|dE| meV/atom (mean, max) vs ASE':>34s}")
     for outcome in outcomes:
         steps = int(outcome.steps.sum()) if (outcome.steps >= 0).all() else -1
         per_step = f"{outcome.us_per_atom_step:13.0f}" if steps >= 0 else f"{'n/a':>13s}"
         delta = np.abs(outcome.energies_per_atom - reference.energies_per_atom) * 1000
-        print(f"{outcome.name:28s} {outcome.seconds:8.1f} {outcome.per_second:9.3f} "
+        print(f"{outcome.name:34s} {outcome.seconds:8.1f} {outcome.per_second:9.3f} "
               f"{outcome.per_second / reference.per_second:7.2f} {steps:7d} {per_step} "
               f"{outcome.max_force.max():7.3f} {np.median(outcome.max_stress_kbar):6.2f} (med) "
               f"{delta.mean():16.2f}, {delta.max():.2f}")

@@ -1,0 +1,66 @@
+"""The mfd model's heat capacity against Alexandria's PBE phonons (matcalc benchmark data).
+
+``heat_capacity`` in ``alexandria-binary-pbe-phonon-2025.1.json.gz`` is phonopy's Cv at 300 K
+in J/(K·mol) per mole of the *given cell*: BaO2 (3 atoms) has 65.7, about 3 × 2.6 kB × R.
+So per atom in kB it is ``heat_capacity / (R × atoms in the cell)``, the unit of ``ml_Cv``.
+
+    .venv/bin/python -m bench.mfd_alexandria [--count 300] [--max-atoms 20]
+
+Prints the mean absolute error of ml_Cv (kB/atom) over the sample, the same for the
+constant Dulong–Petit guess (3 kB/atom) as a baseline, and seconds per structure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import random
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from pymatgen.core import Structure
+
+from matserve.forcefields import load_forcefield
+from matserve.properties.phonons import GAS_CONSTANT, vibrational_properties
+from matserve.structures import System
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "matcalc" / "alexandria-binary-pbe-phonon-2025.1.json.gz"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=300)
+    parser.add_argument("--max-atoms", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    entries = json.load(gzip.open(DATA))
+    random.Random(args.seed).shuffle(entries)
+    forcefield = load_forcefield("chgnet")
+    reference, predicted, seconds = [], [], []
+    for entry in entries:
+        structure = Structure.from_dict(entry["structure"])
+        if len(structure) > args.max_atoms or max(structure.atomic_numbers) > 94:
+            continue
+        start = time.perf_counter()
+        result = vibrational_properties(forcefield, System.from_pymatgen(structure))
+        seconds.append(time.perf_counter() - start)
+        reference.append(entry["heat_capacity"] / (GAS_CONSTANT * len(structure)))
+        predicted.append(result.heat_capacity)
+        if len(reference) == args.count:
+            break
+    reference, predicted = np.array(reference), np.array(predicted)
+    error = np.abs(predicted - reference)
+    print(f"{len(reference)} Alexandria binaries (<= {args.max_atoms} atoms), Cv at 300 K in kB/atom")
+    print(f"mfd (CHGNet phonons): MAE {error.mean():.4f}, median {np.median(error):.4f}, "
+          f"max {error.max():.3f}; {np.mean(seconds):.2f} s per structure (max {np.max(seconds):.1f})")
+    print(f"Dulong-Petit 3 kB/atom: MAE {np.abs(3 - reference).mean():.4f}; "
+          f"ratio (baseline / mfd) {np.abs(3 - reference).mean() / error.mean():.1f}")
+    print(f"in J/(K mol atoms): MAE {error.mean() * GAS_CONSTANT:.3f}")
+
+
+if __name__ == "__main__":
+    main()
