@@ -184,7 +184,7 @@ def run_torchsim(structures, forcefield, atom_budget: int, label: str) -> Outcom
 
 
 def report(outcomes: list[Outcome], reference: Outcome) -> None:
-    print(f"\n{"method":34s} {'s':>8s} {'struct/s':>9s} {'x ASE':>7s} {'steps':>7s} {'us/atom/step':>13s} "
+    print(f"\n{'method':34s} {'s':>8s} {'struct/s':>9s} {'x ASE':>7s} {'steps':>7s} {'us/atom/step':>13s} "
           f"{'max F':>7s} {'max |s| kBar':>13s} {'|dE| meV/atom (mean, max) vs ASE':>34s}")
     for outcome in outcomes:
         steps = int(outcome.steps.sum()) if (outcome.steps >= 0).all() else -1
