@@ -4,7 +4,7 @@
 in J/(K·mol) per mole of the *given cell*: BaO2 (3 atoms) has 65.7, about 3 × 2.6 kB × R.
 So per atom in kB it is ``heat_capacity / (R × atoms in the cell)``, the unit of ``ml_Cv``.
 
-    .venv/bin/python -m bench.mfd_alexandria [--count 300] [--max-atoms 20]
+    .venv/bin/python -m bench.mfd_alexandria [--count 200] [--max-atoms 10]
 
 Prints the mean absolute error of ml_Cv (kB/atom) over the sample, the same for the
 constant Dulong–Petit guess (3 kB/atom) as a baseline, and seconds per structure.
@@ -32,8 +32,8 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "matcalc
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=300)
-    parser.add_argument("--max-atoms", type=int, default=20)
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--max-atoms", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -50,6 +50,9 @@ def main() -> None:
         seconds.append(time.perf_counter() - start)
         reference.append(entry["heat_capacity"] / (GAS_CONSTANT * len(structure)))
         predicted.append(result.heat_capacity)
+        if len(reference) % 20 == 0:
+            so_far = np.abs(np.array(predicted) - np.array(reference)).mean()
+            print(f"  {len(reference)} done, MAE so far {so_far:.4f} kB/atom", flush=True)
         if len(reference) == args.count:
             break
     reference, predicted = np.array(reference), np.array(predicted)

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     # Property models and jobs
     phonon_supercell_min_length: float = Field(8.0, description="mfd: each supercell vector at least this long, Å")
     phonon_displacement: float = Field(0.01, description="mfd: finite displacement, Å")
+    phonon_atom_budget: int = Field(1024, description="mfd: atoms per force-field call over displaced supercells")
     redis_url: str = Field("", description="job store in Redis (for several replicas); empty: SQLite in data_dir")
     job_workers: int = Field(2, description="jobs run at once per gateway")
     job_ttl_s: float = Field(86400.0, description="how long finished job results are kept")

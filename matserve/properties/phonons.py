@@ -30,7 +30,7 @@ class PhononSettings:
     mesh_density: float = 30.0  # phonopy's length-based mesh
     relax_fmax: float = 0.01  # eV/Å before the phonons
     relax_steps: int = 300
-    atom_budget: int = 4096  # atoms per force-field call over the displaced supercells
+    atom_budget: int = 1024  # atoms per force-field call over the displaced supercells (CHGNet: ~5 MB per atom)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ class TritonPythonModel:
         settings = Settings()
         configure_torch(settings.torch_threads)
         phonons = PhononSettings(supercell_min_length=settings.phonon_supercell_min_length,
-                                 displacement=settings.phonon_displacement)
+                                 displacement=settings.phonon_displacement,
+                                 atom_budget=settings.phonon_atom_budget)
         device = torch_device(args["model_instance_kind"], args["model_instance_device_id"])
         self.model = MfdModel(settings=phonons, forcefield_name=settings.forcefield, device=device)
 
