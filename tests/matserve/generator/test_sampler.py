@@ -1,0 +1,127 @@
+import pytest
+import torch
+
+from matserve.generator.model import GPT, GPTConfig
+from matserve.generator.sampler import SamplingParams, generate, generate_reference
+from matserve.generator.tokenizer import Tokenizer
+
+tokenizer = Tokenizer()
+
+# Prompts of different lengths, so the batch is left-padded.
+PROMPTS = [tokenizer.encode(text) for text in [
+    "data_Na4Cl4\n",
+    "data_Ba4Te4\nloop_\n_atom_type_symbol\n",
+    "data_Si8\n",
+    "data_Fe4O6\n_symmetry_space_group_name_H-M R-3c\n_cell_length_a 5",
+    "data_",
+]]
+
+
+def scrambled(model: GPT, std: float = 0.2) -> GPT:
+    """Wider random weights: at GPT-2's init a random model just repeats its last token."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0.0, std)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def model() -> GPT:
+    torch.manual_seed(0)
+    return scrambled(GPT(GPTConfig(n_layer=2, n_head=4, n_embd=64, block_size=128)))
+
+
+@pytest.fixture(scope="module")
+def chatty_model() -> GPT:
+    """Four tokens only, so two newlines (token 0) in a row come soon and rows stop at different times."""
+    torch.manual_seed(1)
+    return scrambled(GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=96, vocab_size=4)))
+
+
+def assert_matches_reference(model, prompts, params, stop_id=142):
+    batched = generate(model, prompts, params, stop_id=stop_id)
+    for i, prompt in enumerate(prompts):
+        reference = generate_reference(model, prompt, params, stop_id=stop_id, sequence=i)
+        assert batched[i].tokens == reference.tokens, f"prompt {i}"
+        assert batched[i].finish_reason == reference.finish_reason
+    return batched
+
+
+@pytest.mark.parametrize("params", [
+    SamplingParams(temperature=0, max_new_tokens=80),  # greedy
+    SamplingParams(max_new_tokens=80, seed=7),  # defaults: temperature 0.8, top-k 10
+    SamplingParams(temperature=1.0, top_k=None, max_new_tokens=80, seed=3),
+], ids=["greedy", "top-k", "full-vocabulary"])
+def test_batched_cached_sampling_equals_the_plain_loop(model, params):
+    out = assert_matches_reference(model, PROMPTS, params)
+    assert [len(g.tokens) for g in out] == [80] * len(PROMPTS)
+    assert all(len(set(g.tokens)) > 10 for g in out)  # not a model that repeats itself
+    assert {g.finish_reason for g in out} == {"length"}
+
+
+def test_rows_that_stop_early_leave_the_batch_without_disturbing_the_rest(chatty_model):
+    prompts = [[1, 2, 3], [3], [2, 2, 1, 3, 1, 0], [1, 1], [3, 2, 1, 3, 2, 1, 3]]
+    out = assert_matches_reference(chatty_model, prompts, SamplingParams(temperature=1.0, max_new_tokens=80, seed=0),
+                                   stop_id=0)
+    stopped = [g for g in out if g.finish_reason == "stop"]
+    assert len(stopped) >= 3 and len({len(g.tokens) for g in stopped}) >= 3
+    for g in stopped:
+        assert g.tokens[-1] == 0
+    # the prompt's last token counts: [..., 0] then 0 is two newlines in a row
+    assert out[2].tokens == [0] and out[2].finish_reason == "stop"
+
+
+def test_a_sequence_does_not_depend_on_its_batch(model):
+    params = SamplingParams(max_new_tokens=30, seed=11)
+    alone = generate(model, [PROMPTS[1]], params)[0]
+    assert alone.tokens == generate_reference(model, PROMPTS[1], params).tokens
+    together = generate(model, [PROMPTS[1], PROMPTS[3]], params)[0]
+    with_others = generate(model, [PROMPTS[1], PROMPTS[0], PROMPTS[4]], params)[0]
+    assert alone.tokens == together.tokens == with_others.tokens
+    # the second row of a call has its own stream
+    assert generate(model, [PROMPTS[1], PROMPTS[1]], params)[1].tokens != alone.tokens
+
+
+def test_seeds_reproduce_and_differ(model):
+    one = generate(model, PROMPTS, SamplingParams(max_new_tokens=30, seed=5))
+    again = generate(model, PROMPTS, SamplingParams(max_new_tokens=30, seed=5))
+    other = generate(model, PROMPTS, SamplingParams(max_new_tokens=30, seed=6))
+    assert [g.tokens for g in one] == [g.tokens for g in again]
+    assert [g.tokens for g in one] != [g.tokens for g in other]
+
+
+def test_top_k_draws_only_among_the_k_best(model):
+    params = SamplingParams(temperature=5.0, top_k=1, max_new_tokens=40, seed=2)  # hot, but k=1 is greedy
+    greedy = SamplingParams(temperature=0, max_new_tokens=40)
+    assert [g.tokens for g in generate(model, PROMPTS, params)] == [g.tokens for g in generate(model, PROMPTS, greedy)]
+
+
+def test_context_and_token_caps(model):
+    long_prompt = [tokenizer.newline_id - 1] * 125  # 3 slots left in a 128-token context
+    out = generate(model, [long_prompt, PROMPTS[0]], SamplingParams(max_new_tokens=10, seed=1))
+    assert len(out[0].tokens) == 3 and out[0].finish_reason == "length"
+    assert len(out[1].tokens) == 10 and out[1].finish_reason == "length"
+    assert out[0].tokens == generate_reference(model, long_prompt, SamplingParams(max_new_tokens=10, seed=1)).tokens
+
+
+def test_time_limit(model):
+    out = generate(model, PROMPTS, SamplingParams(max_new_tokens=100, time_limit_s=0.0))
+    assert {g.finish_reason for g in out} == {"time"} and all(g.tokens == [] for g in out)
+    assert generate_reference(model, PROMPTS[0], SamplingParams(time_limit_s=0.0)).finish_reason == "time"
+
+
+def test_bad_input_is_refused(model):
+    with pytest.raises(ValueError, match="does not fit"):
+        generate(model, [[1] * 128], SamplingParams())
+    with pytest.raises(ValueError, match="does not fit"):
+        generate(model, [[]], SamplingParams())
+    with pytest.raises(ValueError, match="bad sampling"):
+        generate(model, PROMPTS, SamplingParams(top_k=0))
+    model.train()
+    try:
+        with pytest.raises(ValueError, match="eval mode"):
+            generate(model, PROMPTS, SamplingParams())
+    finally:
+        model.eval()
+    assert generate(model, [], SamplingParams()) == []

@@ -1,0 +1,81 @@
+import pytest
+from pymatgen.core import Element
+
+from matserve.generator.cif_format import postprocess
+from matserve.generator.validity import expected_bond_length, validate
+
+
+def kinds(messages: tuple[str, ...]) -> set[str]:
+    return {m.split(":")[0] for m in messages}
+
+
+def test_real_crystals_pass(crystallm_cifs):
+    for name, cif in crystallm_cifs.items():
+        result = validate(postprocess(cif))
+        assert result.valid and result.messages == (), name
+
+
+@pytest.fixture(scope="module")
+def bate(crystallm_cifs) -> str:
+    return crystallm_cifs["BaTe"]
+
+
+def broken(cif: str, old: str, new: str) -> str:
+    assert old in cif
+    return postprocess(cif.replace(old, new))
+
+
+def test_bad_cell(bate):
+    result = validate(broken(bate, "_cell_angle_gamma 90.0000", "_cell_angle_gamma 175.0000"))
+    assert not result.valid
+    assert "cell: angle 175° outside 10-170°" in result.messages
+    # a cell out of bounds is not handed to CrystalNN (which would take hours over this one)
+    result = validate(broken(bate, "_cell_length_c 7.0898", "_cell_length_c 1200.0000"))
+    assert result.messages == ("cell: length 1200 Å outside 0.5-1000 Å",)
+
+
+def test_too_sparse_to_judge_bonds(bate):
+    result = validate(broken(bate, "_cell_length_c 7.0898", "_cell_length_c 60.0000"))
+    assert "bonds: not judged, 377 Å³ per atom is too sparse for a crystal (at most 200)" in result.messages
+
+
+def test_formulas_that_disagree(bate):
+    result = validate(broken(bate, "_chemical_formula_structural BaTe", "_chemical_formula_structural BaTe2"))
+    assert result.messages == (
+        "formula: data_ BaTe, _chemical_formula_sum BaTe, _chemical_formula_structural BaTe2 disagree",)
+    result = validate(broken(bate, "data_Ba4Te4", "data_Ba4Te8"))
+    assert kinds(result.messages) == {"formula"}
+
+
+def test_multiplicities_that_do_not_add_up(bate):
+    result = validate(broken(bate, "Te Te1 4", "Te Te1 8"))
+    assert result.messages == ("multiplicity: sites add up to Ba4 Te8, _chemical_formula_sum is Ba4 Te4",)
+
+
+def test_bonds_too_short(bate):
+    # the whole cell shrunk to 4.5 Å: still cubic, same formula, but Ba-Te at 2.25 Å
+    result = validate(postprocess(bate.replace("7.0898", "4.5000")))
+    assert kinds(result.messages) == {"bonds"}
+    assert result.messages[0].startswith("bonds: 48 of 48 off their expected length by more than 32%")
+    assert "Ba-Te 2.25 Å, expected 3.55 Å" in result.messages[0]
+
+
+def test_stated_space_group_is_not_the_one_found(bate):
+    # F-43m's operators rebuild the same rock salt, whose symmetry is Fm-3m
+    result = validate(broken(bate, "_symmetry_space_group_name_H-M Fm-3m", "_symmetry_space_group_name_H-M F-43m"))
+    assert result.messages == ("space group: stated F-43m, pymatgen finds Fm-3m at symprec 0.1",)
+
+
+def test_unreadable_text():
+    assert kinds(validate("data_x\n_cell_length_a 5\n").messages) >= {"cell", "formula"}
+    assert not validate("not a cif").valid
+
+
+def test_expected_bond_lengths():
+    # ionic when the electronegativity gap is >= 1.7: Na+ and Cl- radii
+    na_cl = Element("Na").average_cationic_radius + Element("Cl").average_anionic_radius
+    assert expected_bond_length(Element("Na"), Element("Cl")) == pytest.approx(float(na_cl))
+    assert expected_bond_length(Element("Cl"), Element("Na")) == pytest.approx(float(na_cl))
+    # covalent otherwise: atomic radii
+    assert expected_bond_length(Element("Si"), Element("O")) == pytest.approx(1.10 + 0.60)
+    assert expected_bond_length(Element("Fr"), Element("Si")) is None  # pymatgen has no Fr atomic radius
