@@ -19,7 +19,7 @@ from gateway.middleware import RequestContextMiddleware
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.store import JobStore
 from gateway.property_models import PropertyModel, load_registry
-from gateway.routes import health, infer, predict, system
+from gateway.routes import generate, health, infer, predict, system
 from gateway.services import Services
 from gateway.state import BatchLimits, ServiceState
 from gateway.structure_input import system_from_json
@@ -29,6 +29,7 @@ from matserve.settings import Settings
 log = logging.getLogger("matserve.gateway")
 
 FORCEFIELD_MODEL = "forcefield"
+GENERATOR_MODEL = "generator"
 READY_POLL_S = 0.5
 
 
@@ -87,7 +88,7 @@ def create_app(
 ) -> FastAPI:
     """``triton`` replaces the gRPC client (tests pass a small fake beside the real-server tests)."""
     property_models = load_registry()
-    state = ServiceState(models=[FORCEFIELD_MODEL, *(m.triton_model for m in property_models.values())])
+    state = ServiceState(models=[FORCEFIELD_MODEL, GENERATOR_MODEL, *(m.triton_model for m in property_models.values())])
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
@@ -111,7 +112,7 @@ def create_app(
 
     app = FastAPI(title="matserve", version=matserve.__version__, lifespan=lifespan, docs_url="/docs")
     install_error_handlers(app)
-    for module in (health, system, infer, predict):
+    for module in (health, system, infer, predict, generate):
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestContextMiddleware, state=state, max_body_bytes=settings.max_body_bytes)

@@ -95,6 +95,19 @@ class TritonClient:
         outputs = await self.infer("forcefield", forcefield_inputs(systems, options, atom_budget), OUTPUTS)
         return forcefield_results(outputs, systems)
 
+    async def generate(self, model: str, prompts: list[str], seed: int, temperature: float = 0.8,
+                       top_k: int = 10) -> list[tuple[str, str]]:
+        """(prompt + completion, finish reason) for each prompt, sampled together."""
+        inputs = [
+            _input("MODEL", np.array([model.encode()], dtype=object), "BYTES"),
+            _input("PROMPTS", np.array([p.encode() for p in prompts], dtype=object), "BYTES"),
+            _input("SEED", np.array([seed], dtype=np.int64), "INT64"),
+            _input("TEMPERATURE", np.array([temperature], dtype=np.float64), "FP64"),
+            _input("TOP_K", np.array([top_k], dtype=np.int32), "INT32"),
+        ]
+        outputs = await self.infer("generator", inputs, ("TEXTS", "FINISH"))
+        return [(t.decode(), f.decode()) for t, f in zip(outputs["TEXTS"].reshape(-1), outputs["FINISH"].reshape(-1))]
+
     async def property(self, model: PropertyModel, system: System) -> tuple[str, dict[str, float | str]]:
         """(description, response fields) of one structure from a property model."""
         inputs = [
@@ -112,3 +125,4 @@ def _scalar(array: np.ndarray) -> float | str:
     if isinstance(value, (bytes, np.bytes_)):
         return value.decode()
     return value if isinstance(value, str) else float(value)
+

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     max_system_size: int = Field(0, description="largest structure in atoms; 0 derives it from the budget")
     batch_wait_ms: float = 5.0
 
+    # Generator (CrystaLLM-format ckpt.pt files; a model without one is reported as unavailable)
+    generator_small: str = ""
+    generator_medium: str = ""
+    generator_large: str = ""
+
     # Property models and jobs
     phonon_supercell_min_length: float = Field(8.0, description="mfd: each supercell vector at least this long, Å")
     phonon_displacement: float = Field(0.01, description="mfd: finite displacement, Å")

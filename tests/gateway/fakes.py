@@ -39,3 +39,16 @@ class FakePropertyTriton(FakeTriton):
         if 79 in system.numbers:
             raise TritonRejected("gold is not welcome here")
         return "fake phonons", {field: float(i + 1) for i, field in enumerate(model.outputs.values())}
+
+
+class FakeGeneratorTriton(FakePropertyTriton):
+    """Answers every prompt with a fixed CrystaLLM-format CIF (``text``) and records the prompts."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+        self.prompts: list[str] = []
+
+    async def generate(self, model, prompts, seed, temperature=0.8, top_k=10):
+        self.prompts.extend(prompts)
+        return [(self.text, "stop") for _ in prompts]

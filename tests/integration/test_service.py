@@ -45,7 +45,7 @@ def test_ready_was_503_until_triton_was(service):
 
 def test_operational_endpoints(service):
     assert service.get("/v1/health/live").json() == {"status": "live"}
-    assert service.get("/v1/health/ready").json() == {"status": "ready", "backends_alive": 2, "backends_total": 2}
+    assert service.get("/v1/health/ready").json() == {"status": "ready", "backends_alive": 3, "backends_total": 3}
     status = service.get("/v1/status").json()
     assert status["total"]["max_system_size"] > 256  # measured at start-up, above the largest probe
     assert status["workers"][0]["batch_size"] > 0 and status["workers"][0]["device"] == "cpu"

@@ -1,0 +1,113 @@
+"""``POST /v1/generate``: crystal structure generation as the CrystaLLM API serves it.
+
+Invalid requests are 400 with ``{"error": ...}``, as CrystaLLM answers. Beyond the original:
+``n`` candidates per request (the first valid one is returned, or all with ``"all": true``),
+``seed`` for reproducible sampling, and without ``z`` the Z values 1, 2, 3, 4, 6, 8 are tried
+in one batch instead of one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+from pymatgen.core import Composition, Element
+
+from gateway.auth import require_api_key
+from gateway.errors import BadRequest, NotReady
+from gateway.services import Services, get_services
+from gateway.triton_client import TritonRejected, TritonUnavailable
+from matserve.generator.cif_format import postprocess
+from matserve.generator.prompt import build_prompt
+from matserve.generator.service import MODEL_NAMES, configured_checkpoints
+from matserve.generator.validity import validate
+
+router = APIRouter()
+
+Z_WITHOUT_Z = (1, 2, 3, 4, 6, 8)
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comp: str
+    z: int | None = Field(None, ge=1, le=64)
+    sg: str | None = None
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    message: Message
+    fe: bool = False
+    n: int = Field(1, ge=1, le=32, description="matserve: candidates per Z")
+    all: bool = Field(False, description="matserve: return every candidate, not only the first valid one")
+    seed: int | None = Field(None, ge=0, description="matserve: sampling seed")
+
+
+def available_models(services: Services) -> list[str]:
+    settings = services.settings
+    return sorted(configured_checkpoints(settings.generator_small, settings.generator_medium, settings.generator_large))
+
+
+def normalised_comp(comp: str) -> str:
+    try:
+        composition = Composition(comp)
+    except Exception:
+        composition = None
+    if composition is None or not all(isinstance(element, Element) for element in composition):
+        raise BadRequest(f"'comp' cannot be parsed as a composition: {comp!r}")
+    if not composition or any(not float(n).is_integer() or n <= 0 for n in composition.values()):
+        raise BadRequest(f"'comp' must be a stoichiometric composition with whole numbers of atoms: {comp!r}")
+    return "".join(f"{element}{int(amount)}" for element, amount in composition.items())
+
+
+def _candidate(prompt_input: dict, generated: str, fe_requested: bool) -> dict:
+    try:
+        cif = postprocess(generated)
+    except ValueError as error:
+        entry = {"input": prompt_input, "generated": generated, "valid": False, "messages": [f"cif: {error}"]}
+    else:
+        validity = validate(cif)
+        entry = {"input": prompt_input, "generated": cif, "valid": validity.valid,
+                 "messages": list(validity.messages) or [None]}
+    if fe_requested:
+        entry["messages"] = [m for m in entry["messages"] if m] + ["fe: no formation-energy model is configured"]
+    return entry
+
+
+@router.post("/v1/generate", dependencies=[Depends(require_api_key)])
+async def generate(body: GenerateRequest, services: Services = Depends(get_services)) -> dict:
+    models = available_models(services)
+    if body.model not in models:
+        known = "" if body.model in MODEL_NAMES else f" (models are {', '.join(MODEL_NAMES)})"
+        raise BadRequest(f"model {body.model!r} is not available{known}; models available: {', '.join(models) or 'none'}")
+    message = body.message
+    comp = normalised_comp(message.comp)
+    zs = [message.z] if message.z is not None else list(Z_WITHOUT_Z)
+    inputs, prompts = [], []
+    for z in zs:
+        try:
+            prompt = build_prompt(comp, z, message.sg)
+        except ValueError as error:
+            raise BadRequest(str(error)) from None
+        normalised = {"comp": comp, "z": z, **({"sg": message.sg} if message.sg else {})}
+        inputs += [normalised] * body.n
+        prompts += [prompt] * body.n
+    seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
+    try:
+        completed = await services.triton.generate(body.model, prompts, seed)
+    except TritonRejected as error:
+        raise BadRequest(str(error)) from error
+    except TritonUnavailable as error:
+        raise NotReady(f"backend unavailable: {error}") from error
+    candidates = []
+    for prompt_input, (text, _finish) in zip(inputs, completed):
+        candidate = await asyncio.to_thread(_candidate, prompt_input, text, body.fe)
+        candidates.append(candidate)
+        if candidate["valid"] and not body.all:
+            return {"cifs": [candidate]}
+    return {"cifs": candidates if body.all else candidates[:1]}

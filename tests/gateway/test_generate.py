@@ -1,0 +1,86 @@
+"""/v1/generate (fast, with a Triton fake that answers a real CrystaLLM-format CIF; integration runs the model)."""
+
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from matserve.generator.cif_format import to_crystallm_cif
+from tests.gateway.conftest import make_client, wait_ready
+from tests.gateway.fakes import FakeGeneratorTriton
+
+
+@pytest.fixture(scope="module")
+def nacl_cif() -> str:
+    structure = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.69), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return to_crystallm_cif(structure)
+
+
+@pytest.fixture
+def fake(nacl_cif):
+    return FakeGeneratorTriton(nacl_cif)
+
+
+@pytest.fixture
+def client(fake, tmp_path):
+    checkpoint = tmp_path / "ckpt.pt"
+    checkpoint.write_bytes(b"not read by the gateway")
+    with make_client(fake, generator_small=str(checkpoint)) as test_client:
+        wait_ready(test_client)
+        yield test_client
+
+
+def test_seed_example_returns_the_documented_shape(client, fake):
+    response = client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl", "z": 4, "sg": "Fm-3m"}})
+    assert response.status_code == 200
+    (entry,) = response.json()["cifs"]
+    assert set(entry) == {"input", "generated", "valid", "messages"}
+    assert entry["input"] == {"comp": "Na1Cl1", "z": 4, "sg": "Fm-3m"}
+    assert entry["valid"] is True and entry["messages"] == [None]
+    assert "_symmetry_equiv_pos_as_xyz" in entry["generated"] and "_atom_type_electronegativity" not in entry["generated"]
+    assert fake.prompts[0].startswith("data_Na4Cl4\n") and fake.prompts[0].endswith("_symmetry_space_group_name_H-M Fm-3m\n")
+
+
+def test_without_z_all_six_values_go_in_one_batch(client, fake):
+    body = client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl"}, "all": True}).json()
+    assert [c["input"]["z"] for c in body["cifs"]] == [1, 2, 3, 4, 6, 8]
+    assert [p.split("\n")[0] for p in fake.prompts] == [f"data_Na{z}Cl{z}" for z in (1, 2, 3, 4, 6, 8)]
+
+
+def test_fe_without_a_formation_energy_model_says_so(client):
+    (entry,) = client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl", "z": 4},
+                                                  "fe": True}).json()["cifs"]
+    assert "fe" not in entry and entry["messages"] == ["fe: no formation-energy model is configured"]
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"message": {"comp": "NaCl", "z": 4}}, "model: Field required"),
+        ({"model": "large", "message": {"comp": "NaCl", "z": 4}}, "model 'large' is not available; models available: small"),
+        ({"model": "huge", "message": {"comp": "NaCl", "z": 4}},
+         "model 'huge' is not available (models are small, medium, large); models available: small"),
+        ({"model": "small", "message": {"z": 4}}, "message.comp: Field required"),
+        ({"model": "small", "message": {"comp": "Xx2O", "z": 4}}, "'comp' cannot be parsed as a composition: 'Xx2O'"),
+        ({"model": "small", "message": {"comp": "Fe0.5O", "z": 1}},
+         "'comp' must be a stoichiometric composition with whole numbers of atoms: 'Fe0.5O'"),
+        ({"model": "small", "message": {"comp": "NaCl", "z": 0}}, "message.z: Input should be greater than or equal to 1"),
+        ({"model": "small", "message": {"comp": "NaCl", "z": 4, "sg": "Fm3m"}},
+         "space group 'Fm3m' is not one of CrystaLLM's symbols (such as Fm-3m, P2_1/c)"),
+    ],
+)
+def test_bad_requests_are_400_with_an_error(client, body, error):
+    response = client.post("/v1/generate", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"] == error
+
+
+def test_malformed_json_is_400(client):
+    response = client.post("/v1/generate", content=b"{", headers={"content-type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"] == "malformed JSON body"
+
+
+def test_no_configured_generator_lists_none(fake):
+    with make_client(fake) as client:
+        wait_ready(client)
+        response = client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl", "z": 4}})
+        assert response.status_code == 400
+        assert response.json()["error"] == "model 'small' is not available; models available: none"
