@@ -1,0 +1,1 @@
+"""ALIGNN in plain PyTorch (no DGL): periodic neighbour graph, line graph of bond angles, model."""
