@@ -12,6 +12,7 @@ from gateway.property_models import PropertyModel
 from gateway.metrics import Metrics
 from gateway.state import ServiceState
 from gateway.triton_client import TritonClient
+from matserve.forcefields import supported_numbers
 from matserve.settings import Settings
 
 
@@ -30,10 +31,24 @@ class Services:
             return []
         return await self.triton.ready_models(self.state.models)
 
-    async def is_ready(self) -> bool:
-        if self.state.draining or self.state.limits is None or self.batcher is None:
-            return False
-        return len(await self.ready_models()) == len(self.state.models)
+    async def readiness(self) -> tuple[int, bool]:
+        """(models ready in Triton, whether the service is ready), from one round of Triton queries."""
+        alive = len(await self.ready_models())
+        prepared = not self.state.draining and self.state.limits is not None and self.batcher is not None
+        return alive, prepared and alive == len(self.state.models)
+
+    def size_problem(self, n_atoms: int) -> str | None:
+        limits = self.state.limits
+        if limits is not None and n_atoms > limits.max_system_size:
+            return f"structure has {n_atoms} atoms; max_system_size is {limits.max_system_size}"
+        return None
+
+    def element_problem(self, numbers: list[int]) -> str | None:
+        settings = self.settings
+        missing = sorted(set(numbers) - supported_numbers(settings.forcefield))
+        if missing:
+            return f"force field {settings.forcefield!r} does not support atomic numbers {missing}"
+        return None
 
 
 def get_services(request: Request) -> Services:

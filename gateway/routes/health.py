@@ -16,9 +16,8 @@ async def live() -> dict[str, str]:
 
 @router.get("/v1/health/ready")
 async def ready(services: Services = Depends(get_services)) -> JSONResponse:
-    alive = len(await services.ready_models())
+    alive, is_ready = await services.readiness()
     total = len(services.state.models)
-    is_ready = await services.is_ready()
     services.metrics.ready.set(1 if is_ready else 0)
     body = {"status": "ready" if is_ready else "not ready", "backends_alive": alive, "backends_total": total}
     headers = None if is_ready else {"Retry-After": "5"}

@@ -10,7 +10,7 @@ from gateway.errors import InvalidInput, NotReady
 from gateway.schemas import AtomicData, InferRequest, InferResponse, OptimizationResult
 from gateway.services import Services, get_services
 from gateway.triton_client import TritonRejected, TritonUnavailable
-from matserve.forcefields import EV_PER_A3_TO_KBAR, supported_numbers
+from matserve.forcefields import EV_PER_A3_TO_KBAR
 from matserve.relax import RelaxOptions, RelaxResult
 from matserve.structures import MIN_DISTANCE, System, minimum_distance
 
@@ -26,13 +26,13 @@ def _invalid(index: int, field: str, message: str, error_type: str = "value_erro
 
 def to_system(index: int, atoms: AtomicData, services: Services) -> System:
     """One request structure as a System, or 422 naming what is wrong with it."""
-    settings, limits = services.settings, services.state.limits
-    n_atoms = len(atoms.numbers)
-    if limits is not None and n_atoms > limits.max_system_size:
-        raise _invalid(index, "numbers", f"structure has {n_atoms} atoms; max_system_size is {limits.max_system_size}")
-    missing = sorted(set(atoms.numbers) - supported_numbers(settings.forcefield, settings.mace_model))
-    if missing:
-        raise _invalid(index, "numbers", f"force field {settings.forcefield!r} does not support atomic numbers {missing}")
+    settings = services.settings
+    too_large = services.size_problem(len(atoms.numbers))
+    if too_large:
+        raise _invalid(index, "numbers", too_large)
+    unsupported = services.element_problem(list(atoms.numbers))
+    if unsupported:
+        raise _invalid(index, "numbers", unsupported)
     if atoms.charge != 0 or atoms.mult != 1:
         field = "charge" if atoms.charge != 0 else "mult"
         raise _invalid(index, field, f"force field {settings.forcefield!r} cannot use charge or spin multiplicity; "

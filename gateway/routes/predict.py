@@ -17,7 +17,6 @@ from gateway.property_models import PropertyModel
 from gateway.services import Services, get_services
 from gateway.structure_input import parse_or_422, structure_text, system_to_json
 from gateway.triton_client import TritonRejected, TritonUnavailable
-from matserve.forcefields import supported_numbers
 from matserve.structures import System
 
 router = APIRouter()
@@ -32,21 +31,15 @@ def model_or_404(name: str, services: Services) -> PropertyModel:
     return model
 
 
-def check_elements(system: System, services: Services) -> None:
-    settings = services.settings
-    missing = sorted(set(system.numbers.tolist()) - supported_numbers(settings.forcefield))
-    if missing:
-        message = f"force field {settings.forcefield!r} does not support atomic numbers {missing}"
-        raise InvalidInput(message, [{"loc": ["body", "file"], "msg": message, "type": "value_error"}])
+def _invalid_file(message: str) -> InvalidInput:
+    return InvalidInput(message, [{"loc": ["body", "file"], "msg": message, "type": "value_error"}])
 
 
 async def read_structure(request: Request, services: Services) -> System:
     system = parse_or_422(await structure_text(request))
-    limits = services.state.limits
-    if limits is not None and system.n_atoms > limits.max_system_size:
-        message = f"structure has {system.n_atoms} atoms; max_system_size is {limits.max_system_size}"
-        raise InvalidInput(message, [{"loc": ["body", "file"], "msg": message, "type": "value_error"}])
-    check_elements(system, services)
+    problem = services.size_problem(system.n_atoms) or services.element_problem(system.numbers.tolist())
+    if problem:
+        raise _invalid_file(problem)
     return system
 
 

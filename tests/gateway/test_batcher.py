@@ -1,7 +1,6 @@
 import asyncio
 
 import numpy as np
-import pytest
 
 from gateway.batcher import AtomBatcher
 from matserve.relax import RelaxOptions, RelaxResult
