@@ -25,17 +25,23 @@ async def wait_finished(store, ids, timeout_s=20.0):
     raise AssertionError("jobs did not finish")
 
 
-def test_jobs_run_to_success_with_fields(tmp_path):
+def run_one_job(tmp_path, model, **runner_options) -> Job:
+    """Submit one job to a fresh runner and return it once finished."""
+
     async def scenario():
         store = SQLiteJobStore(tmp_path / "jobs.sqlite3")
-        runner = JobRunner(store, model_ok, "r1", workers=2)
+        runner = JobRunner(store, model, "r1", **runner_options)
         await runner.start()
         job = await runner.submit("mfd", STRUCTURE)
         (done,) = await wait_finished(store, [job.id])
         await runner.stop()
         return done
 
-    done = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_jobs_run_to_success_with_fields(tmp_path):
+    done = run_one_job(tmp_path, model_ok, workers=2)
     assert done.status == JobStatus.SUCCESS and done.result == {"ml_x": 29.0} and done.description == "ok"
     assert done.expires > time.time()
 
@@ -44,16 +50,7 @@ def test_a_bad_structure_fails_with_the_reason(tmp_path):
     async def refuse(model, structure):
         raise ValueError("no phonons for a single atom in a box")
 
-    async def scenario():
-        store = SQLiteJobStore(tmp_path / "jobs.sqlite3")
-        runner = JobRunner(store, refuse, "r1")
-        await runner.start()
-        job = await runner.submit("mfd", STRUCTURE)
-        (done,) = await wait_finished(store, [job.id])
-        await runner.stop()
-        return done
-
-    done = asyncio.run(scenario())
+    done = run_one_job(tmp_path, refuse)
     assert done.status == JobStatus.FAILURE and done.description == "no phonons for a single atom in a box"
 
 
@@ -103,16 +100,7 @@ def test_backend_trouble_is_retried_not_failed(tmp_path):
             raise ConnectionError("triton restarting")
         return "ok", {}
 
-    async def scenario():
-        store = SQLiteJobStore(tmp_path / "jobs.sqlite3")
-        runner = JobRunner(store, flaky, "r1", sweep_s=0.1)
-        await runner.start()
-        job = await runner.submit("mfd", STRUCTURE)
-        (done,) = await wait_finished(store, [job.id])
-        await runner.stop()
-        return done
-
-    done = asyncio.run(scenario())
+    done = run_one_job(tmp_path, flaky, sweep_s=0.1)
     assert done.status == JobStatus.SUCCESS and done.attempts == 2
 
 
