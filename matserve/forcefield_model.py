@@ -54,10 +54,11 @@ def options_from_inputs(inputs: dict[str, np.ndarray], n_systems: int) -> list[R
         value = value.reshape(-1)
         return np.full(n_systems, value[0]) if value.size == 1 else value
 
-    fmax = per_system("FMAX", 0.05)
-    pressure_tol = per_system("PRESSURE_TOL", 0.5)
-    cellopt = per_system("CELLOPT", False)
-    max_steps = per_system("MAX_STEPS", 0)
+    defaults = RelaxOptions()
+    fmax = per_system("FMAX", defaults.fmax)
+    pressure_tol = per_system("PRESSURE_TOL", defaults.pressure_tol_kbar)
+    cellopt = per_system("CELLOPT", defaults.cellopt)
+    max_steps = per_system("MAX_STEPS", 0)  # without relaxation inputs: a single point
     if any(len(v) != n_systems for v in (fmax, pressure_tol, cellopt, max_steps)):
         raise InvalidBatchError("relaxation inputs need one value, or one per structure")
     return [
