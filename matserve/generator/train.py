@@ -1,0 +1,303 @@
+"""Train the embedded `small` generator: a small nanoGPT on the Materials Project train split.
+
+    python -m matserve.generator.train [--time-limit-min 60] [--out matserve/generator/weights/small.pt]
+
+Steps:
+1. Corpus: every structure of the train split of `mp_cgcnn_36k.csv.gz` (P1 CIFs) becomes
+   CrystaLLM's CIF text (`cif_format.to_crystallm_cif`, symmetrized at symprec 0.1) and then
+   token ids. That symmetrization takes ~25 ms a structure on one core, so the tokenized
+   corpus is cached under `.matserve/generator/` and reruns skip it.
+2. Training: each example is one whole CIF starting at position 0, exactly as a prompt
+   starts when sampling (CrystaLLM instead cuts random windows from the concatenated
+   corpus; with little compute, aligned CIFs waste no steps on mid-CIF starts). Examples are
+   grouped by length into batches of about `--batch-tokens` tokens, so padding is rare; the
+   loss ignores padding. AdamW, linear warm-up, then a cosine decay over whichever runs out
+   first, the wall-time limit or `--max-epochs`. Seeded.
+3. Output: a CrystaLLM-format checkpoint (`{"model", "model_args", ...}`) with the run's
+   record under "training" (parameters, tokens seen, wall time, validation loss).
+
+The wall-time limit covers everything, the corpus preparation included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from pymatgen.core import Structure
+
+from matserve.generator.cif_format import to_crystallm_cif
+from matserve.generator.model import GPT, GPTConfig
+from matserve.generator.tokenizer import Tokenizer
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DEFAULT_CSV = DATA / "mp_cgcnn_36k.csv.gz"
+DEFAULT_SPLITS = DATA / "mp_cgcnn_36k_splits.csv"
+DEFAULT_OUT = Path(__file__).resolve().parent / "weights" / "small.pt"
+CACHE_DIR = Path(".matserve") / "generator"
+
+
+@dataclass
+class Corpus:
+    """Tokenized CIFs: `tokens[offsets[i]:offsets[i + 1]]` is CIF i, of structure `ids[i]`."""
+
+    ids: list[str]
+    tokens: np.ndarray  # uint16
+    offsets: np.ndarray  # int64, len(ids) + 1
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def example(self, i: int) -> np.ndarray:
+        return self.tokens[self.offsets[i]:self.offsets[i + 1]]
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def split_ids(splits_csv: Path, split: str) -> list[str]:
+    """Material ids of one split (train, val, test), in file order."""
+    splits = pd.read_csv(splits_csv)
+    return splits.loc[splits["split"] == split, "material_id"].tolist()
+
+
+def load_cifs(csv: Path, ids: list[str]) -> dict[str, str]:
+    """The P1 CIF text of each of these material ids that the data set holds."""
+    frame = pd.read_csv(csv, usecols=["material_id", "cif"])
+    wanted = set(ids)
+    return {m: c for m, c in zip(frame["material_id"], frame["cif"]) if m in wanted}
+
+
+def cif_tokens(cif: str, tokenizer: Tokenizer) -> list[int]:
+    """One MP CIF -> CrystaLLM CIF text -> token ids."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        structure = Structure.from_str(cif, fmt="cif")
+        return tokenizer.encode(to_crystallm_cif(structure))
+
+
+def build_corpus(csv: Path, splits_csv: Path, split: str, limit: int | None, seed: int,
+                 cache_dir: Path = CACHE_DIR, log_every: int = 1000) -> Corpus:
+    """The tokenized corpus of a split (a seeded subset of `limit` structures if given), cached."""
+    ids = split_ids(splits_csv, split)
+    random.Random(seed).shuffle(ids)
+    if limit is not None:
+        ids = ids[:limit]
+    name = f"{split}_{'all' if limit is None else limit}_seed{seed}.npz"
+    path = cache_dir / name
+    if path.exists():
+        cached = np.load(path)
+        print(f"corpus {split}: {len(cached['ids'])} CIFs from cache {path}", flush=True)
+        return Corpus(cached["ids"].tolist(), cached["tokens"], cached["offsets"])
+
+    cifs = load_cifs(csv, ids)
+    tokenizer = Tokenizer()
+    kept, chunks, failed = [], [], 0
+    start = time.monotonic()
+    for n, material_id in enumerate(ids, start=1):
+        if material_id not in cifs:
+            continue
+        try:
+            tokens = cif_tokens(cifs[material_id], tokenizer)
+        except Exception as error:  # a structure pymatgen cannot symmetrize or write
+            failed += 1
+            print(f"  skip {material_id}: {type(error).__name__}: {error}", flush=True)
+            continue
+        kept.append(material_id)
+        chunks.append(np.asarray(tokens, dtype=np.uint16))
+        if n % log_every == 0:
+            print(f"  {split}: {n}/{len(ids)} structures, {time.monotonic() - start:.0f} s", flush=True)
+    offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
+    corpus = Corpus(kept, np.concatenate(chunks), offsets)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(path, ids=np.array(kept), tokens=corpus.tokens, offsets=offsets)
+    print(f"corpus {split}: {len(kept)} CIFs ({failed} failed, {len(ids) - len(cifs)} missing), "
+          f"{len(corpus.tokens)} tokens in {time.monotonic() - start:.0f} s -> {path}", flush=True)
+    return corpus
+
+
+def length_batches(lengths: np.ndarray, max_length: int, batch_tokens: int, rng: random.Random) -> list[list[int]]:
+    """Indices of the examples of at most `max_length` tokens, grouped into batches of similar
+    length of about `batch_tokens` tokens each (padded size), in a random order."""
+    fits = [i for i in range(len(lengths)) if lengths[i] <= max_length]
+    order = sorted(fits, key=lambda i: (int(lengths[i]), rng.random()))  # ties broken randomly
+    batches, current = [], []
+    for i in order:
+        if current and (len(current) + 1) * int(lengths[i]) > batch_tokens:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+def make_batch(corpus: Corpus, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-token targets (-1 on padding), right-padded to the longest example."""
+    examples = [corpus.example(i) for i in indices]
+    width = max(len(e) for e in examples) - 1
+    x = torch.zeros((len(examples), width), dtype=torch.long)
+    y = torch.full((len(examples), width), -1, dtype=torch.long)
+    for row, e in enumerate(examples):
+        t = torch.from_numpy(e.astype(np.int64))
+        x[row, :len(e) - 1] = t[:-1]
+        y[row, :len(e) - 1] = t[1:]
+    return x, y
+
+
+@torch.no_grad()
+def evaluate_loss(model: GPT, corpus: Corpus, batch_tokens: int) -> float:
+    """Mean cross-entropy per predicted token over the corpus's CIFs that fit the context."""
+    model.eval()
+    total, count = 0.0, 0
+    max_length = model.config.block_size + 1  # inputs are the CIF minus its last token
+    for indices in length_batches(corpus.lengths(), max_length, batch_tokens, random.Random(0)):
+        x, y = make_batch(corpus, indices)
+        logits, _ = model(x)
+        total += float(torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1),
+                                                         ignore_index=-1, reduction="sum"))
+        count += int((y >= 0).sum())
+    model.train()
+    return total / count
+
+
+def learning_rate(progress: float, step: int, args: argparse.Namespace) -> float:
+    """Linear warm-up over `warmup_steps`, then cosine from lr to min_lr as progress goes 0 -> 1."""
+    if step < args.warmup_steps:
+        return args.lr * (step + 1) / args.warmup_steps
+    progress = min(max(progress, 0.0), 1.0)
+    return args.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (args.lr - args.min_lr)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    parser.add_argument("--splits", type=Path, default=DEFAULT_SPLITS)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
+    parser.add_argument("--train-limit", type=int, default=None, help="seeded subset of the train split")
+    parser.add_argument("--val-limit", type=int, default=400, help="validation CIFs for the loss")
+    parser.add_argument("--n-layer", type=int, default=4)
+    parser.add_argument("--n-head", type=int, default=4)
+    parser.add_argument("--n-embd", type=int, default=256)
+    parser.add_argument("--block-size", type=int, default=1024, help="context; longer CIFs are left out")
+    parser.add_argument("--batch-tokens", type=int, default=4096)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--min-lr", type=float, default=1e-4)
+    parser.add_argument("--warmup-steps", type=int, default=100)
+    parser.add_argument("--weight-decay", type=float, default=0.1)
+    parser.add_argument("--grad-clip", type=float, default=1.0)
+    parser.add_argument("--max-epochs", type=float, default=10.0)
+    parser.add_argument("--time-limit-min", type=float, default=60.0, help="wall time for everything")
+    parser.add_argument("--reserve-min", type=float, default=1.5, help="kept for the final loss and save")
+    parser.add_argument("--eval-every-min", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--fp16", action="store_true", help="store the weights as float16")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    started = time.monotonic()
+    deadline = started + 60 * (args.time_limit_min - args.reserve_min)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+    train = build_corpus(args.csv, args.splits, "train", args.train_limit, args.seed, args.cache_dir)
+    val = build_corpus(args.csv, args.splits, "val", args.val_limit, args.seed, args.cache_dir)
+    lengths = train.lengths()
+    max_length = args.block_size + 1  # inputs are the CIF minus its last token
+    usable = lengths <= max_length
+    print(f"train: {int(usable.sum())} CIFs of <= {max_length} tokens ({int((~usable).sum())} longer left out), "
+          f"{int(lengths[usable].sum())} tokens; prep took {time.monotonic() - started:.0f} s", flush=True)
+
+    config = GPTConfig(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block_size,
+                       vocab_size=Tokenizer().vocab_size, dropout=0.0, bias=True)
+    model = GPT(config)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
+    print(f"model: {config}, {model.num_params():,} parameters", flush=True)
+
+    rng = random.Random(args.seed)
+    epoch_tokens = int(lengths[usable].sum())
+    train_start = time.monotonic()
+    train_seconds = max(1.0, deadline - train_start)
+    step, tokens_seen, epoch, losses = 0, 0, 0, []
+    next_eval = train_start + 60 * args.eval_every_min
+    history: list[dict] = []
+    done = False
+    while not done:
+        batches = length_batches(lengths, max_length, args.batch_tokens, rng)
+        for indices in batches:
+            now = time.monotonic()
+            progress = max((now - train_start) / train_seconds, tokens_seen / (args.max_epochs * epoch_tokens))
+            if progress >= 1.0:
+                done = True
+                break
+            lr = learning_rate(progress, step, args)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y = make_batch(train, indices)
+            _, loss = model(x, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+            optimizer.step()
+            step += 1
+            tokens_seen += int((y >= 0).sum())
+            losses.append(loss.item())
+            if step % 50 == 0:
+                elapsed = time.monotonic() - train_start
+                print(f"step {step} epoch {epoch} loss {np.mean(losses[-50:]):.4f} lr {lr:.2e} "
+                      f"tokens {tokens_seen:,} ({tokens_seen / elapsed:.0f}/s) {elapsed / 60:.1f} min", flush=True)
+            if now >= next_eval:
+                val_loss = evaluate_loss(model, val, args.batch_tokens)
+                history.append({"step": step, "tokens": tokens_seen, "val_loss": val_loss})
+                print(f"step {step}: val loss {val_loss:.4f}", flush=True)
+                next_eval = time.monotonic() + 60 * args.eval_every_min
+        else:
+            epoch += 1
+
+    train_wall = time.monotonic() - train_start
+    val_loss = evaluate_loss(model, val, args.batch_tokens)
+    record = {
+        "parameters": model.num_params(),
+        "model_args": asdict(config),
+        "train_cifs": int(usable.sum()),
+        "val_cifs": len(val),
+        "steps": step,
+        "tokens_seen": tokens_seen,
+        "epochs": tokens_seen / epoch_tokens,
+        "train_loss_last_50": float(np.mean(losses[-50:])) if losses else None,
+        "val_loss": val_loss,
+        "val_history": history,
+        "training_wall_s": round(train_wall, 1),
+        "total_wall_s": round(time.monotonic() - started, 1),
+        "threads": args.threads,
+        "seed": args.seed,
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
+    state = {k: (v.half() if args.fp16 and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": state, "model_args": asdict(config), "iter_num": step, "training": record}, args.out)
+    record["total_wall_s"] = round(time.monotonic() - started, 1)
+    print(json.dumps(record, indent=1), flush=True)
+    print(f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)", flush=True)
+    return record
+
+
+if __name__ == "__main__":
+    main()
