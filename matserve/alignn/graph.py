@@ -28,7 +28,13 @@ MAX_CUTOFF = 64.0
 
 
 class IsolatedAtomError(ValueError):
-    """An atom with fewer than ``max_neighbors`` neighbours even at the largest cutoff searched."""
+    """An atom with no neighbour within the cutoff, or too few even at the largest cutoff searched."""
+
+
+def isolated_atoms(system: System, cutoff: float = CUTOFF) -> list[int]:
+    """Atoms with no other atom (or periodic image) within ``cutoff``: ALIGNN sees nothing around them."""
+    counts = np.bincount(neighbor_list("i", system.to_ase(), cutoff), minlength=system.n_atoms)
+    return np.flatnonzero(counts == 0).tolist()
 
 
 @dataclass
@@ -49,6 +55,9 @@ class CrystalGraph:
 def nearest_neighbor_edges(system: System, cutoff: float = CUTOFF,
                            max_neighbors: int = MAX_NEIGHBORS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(src, dst, bond vectors) of the k-nearest-neighbour graph, ties at the k-th distance kept."""
+    lonely = isolated_atoms(system, cutoff)
+    if lonely:
+        raise IsolatedAtomError(f"atom {lonely[0]} has no neighbour within {cutoff:g} Å")
     atoms = system.to_ase()
     while True:
         src, dst, vectors = neighbor_list("ijD", atoms, cutoff)
@@ -78,16 +87,14 @@ def nearest_neighbor_edges(system: System, cutoff: float = CUTOFF,
 
 def line_graph(edge_src: np.ndarray, edge_dst: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, ...]:
     """(bond i→j, bond j→k, cos of the angle at j) for every pair of consecutive bonds."""
-    by_source: dict[int, np.ndarray] = {}
-    for atom in np.unique(edge_src):
-        by_source[int(atom)] = np.flatnonzero(edge_src == atom)
-    first, second = [], []
-    for bond, middle in enumerate(edge_dst):
-        following = by_source.get(int(middle), np.empty(0, dtype=int))
-        first.append(np.full(len(following), bond))
-        second.append(following)
-    first_idx = np.concatenate(first) if first else np.empty(0, dtype=int)
-    second_idx = np.concatenate(second) if second else np.empty(0, dtype=int)
+    n_atoms = int(max(edge_src.max(initial=-1), edge_dst.max(initial=-1))) + 1
+    by_source = np.argsort(edge_src, kind="stable")  # bonds grouped by the atom they leave
+    starts = np.searchsorted(edge_src[by_source], np.arange(n_atoms))
+    counts = np.bincount(edge_src, minlength=n_atoms)
+    following = counts[edge_dst]  # how many bonds leave each bond's end atom
+    first_idx = np.repeat(np.arange(len(edge_dst)), following)
+    within = np.arange(following.sum()) - np.repeat(np.cumsum(following) - following, following)
+    second_idx = by_source[np.repeat(starts[edge_dst], following) + within]
     a, b = -vectors[first_idx], vectors[second_idx]
     cosines = (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     return first_idx, second_idx, np.clip(cosines, -1.0, 1.0)

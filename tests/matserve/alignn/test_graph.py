@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from matserve.alignn.graph import IsolatedAtomError, build_graph
+from matserve.alignn.graph import IsolatedAtomError, build_graph, isolated_atoms
 from matserve.structures import System
 
 A_CU = 3.61
@@ -65,3 +65,14 @@ def test_an_atom_far_from_all_others_is_refused():
     lonely = System([[0, 0, 0], [0.5, 0.5, 0.5]], [1, 1], np.eye(3) * 80.0)
     with pytest.raises(IsolatedAtomError, match="neighbours within"):
         build_graph(lonely)
+
+
+def test_an_atom_with_nothing_within_the_cutoff_is_named():
+    cluster = bulk("Cu", "fcc", a=A_CU, cubic=True) * (2, 2, 2)
+    cluster.set_cell(np.eye(3) * 40.0, scale_atoms=False)
+    cluster.append("Cu")
+    cluster.positions[-1] = [25.0, 25.0, 25.0]
+    system = System.from_ase(cluster)
+    assert isolated_atoms(system) == [32]
+    with pytest.raises(IsolatedAtomError, match="atom 32 has no neighbour within 8 Å"):
+        build_graph(system)

@@ -1,0 +1,127 @@
+"""Train the embedded ALIGNN formation-energy model on mp_cgcnn_36k (its MEGNet train split).
+
+    python -m matserve.alignn.train --train-limit 16000 --minutes 75
+
+Seeded; the wall-time budget sets the schedule (warm-up, then cosine decay over the budget), so
+a run stops on time whatever the machine. The model with the lowest validation MAE is kept and
+written in the JARVIS layout (``config.json`` + ``checkpoint_final.pt``), which
+``matserve.alignn.checkpoint`` loads like any published ALIGNN checkpoint. Training labels below
+``OUTLIER_BELOW`` eV/atom (a few broken entries of the old MP build, e.g. −13.6) are dropped;
+validation and test keep every entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from matserve.alignn.checkpoint import EMBEDDED_DIR, save_checkpoint
+from matserve.alignn.dataset import Example, collate, load_split
+from matserve.alignn.model import ALIGNN, ALIGNNConfig
+
+OUTLIER_BELOW = -5.0  # eV/atom
+EMBEDDED_CONFIG = ALIGNNConfig(alignn_layers=2, gcn_layers=2, hidden_features=64, embedding_features=32)
+
+
+def batches(examples: list[Example], size: int, rng: random.Random | None = None):
+    order = list(range(len(examples)))
+    if rng is not None:
+        rng.shuffle(order)
+    for start in range(0, len(order), size):
+        yield [examples[i] for i in order[start:start + size]]
+
+
+@torch.no_grad()
+def mean_absolute_error(model: ALIGNN, examples: list[Example], batch_size: int = 64) -> float:
+    model.eval()
+    errors = []
+    for chunk in batches(examples, batch_size):
+        batch, targets = collate(chunk)
+        errors.append((model(batch) - targets).abs())
+    return float(torch.cat(errors).mean())
+
+
+def learning_rate(progress: float, peak: float, warmup: float = 0.03) -> float:
+    if progress < warmup:
+        return peak * progress / warmup
+    return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - warmup) / (1 - warmup))))
+
+
+def train(args: argparse.Namespace) -> dict:
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = random.Random(args.seed)
+    train_set = [e for e in load_split("train", limit=args.train_limit, seed=args.seed) if e.target >= OUTLIER_BELOW]
+    val_set = load_split("val", limit=args.val_limit, seed=args.seed)
+    model = ALIGNN(EMBEDDED_CONFIG)
+    model.fc.bias.data.fill_(float(np.mean([e.target for e in train_set])))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-5)
+    budget = args.minutes * 60
+    started = time.time()
+    best_mae, best_state, epoch, steps, last_eval = math.inf, None, 0, 0, started
+    while time.time() - started < budget:
+        epoch += 1
+        for chunk in batches(train_set, args.batch_size, rng):
+            progress = (time.time() - started) / budget
+            if progress >= 1:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(progress, args.lr)
+            model.train()
+            batch, targets = collate(chunk)
+            loss = torch.nn.functional.l1_loss(model(batch), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            steps += 1
+            if time.time() - last_eval > args.eval_every_min * 60:
+                best_mae, best_state = keep_best(model, val_set, best_mae, best_state, epoch, steps, started)
+                last_eval = time.time()
+    best_mae, best_state = keep_best(model, val_set, best_mae, best_state, epoch, steps, started)
+    model.load_state_dict(best_state)
+    return {"epochs": round(steps * args.batch_size / len(train_set), 2), "steps": steps,
+            "train_examples": len(train_set), "val_examples": len(val_set), "val_mae": best_mae,
+            "wall_minutes": round((time.time() - started) / 60, 1), "threads": args.threads,
+            "parameters": sum(p.numel() for p in model.parameters()), "seed": args.seed,
+            "model": model}
+
+
+def keep_best(model, val_set, best_mae, best_state, epoch, steps, started):
+    mae = mean_absolute_error(model, val_set)
+    print(f"epoch {epoch} step {steps} {(time.time() - started) / 60:.1f} min: val MAE {mae:.4f} eV/atom", flush=True)
+    if mae < best_mae:
+        return mae, {k: v.clone() for k, v in model.state_dict().items()}
+    return best_mae, best_state
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train-limit", type=int, default=16000)
+    parser.add_argument("--val-limit", type=int, default=500)
+    parser.add_argument("--minutes", type=float, default=75)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--eval-every-min", type=float, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=EMBEDDED_DIR)
+    args = parser.parse_args()
+    record = train(args)
+    model = record.pop("model")
+    record["config"] = asdict(EMBEDDED_CONFIG)
+    record["command"] = (f"python -m matserve.alignn.train --train-limit {args.train_limit} "
+                         f"--minutes {args.minutes} --seed {args.seed}")
+    save_checkpoint(model, args.out, training=record)
+    print(json.dumps(record, indent=1))
+
+
+if __name__ == "__main__":
+    main()
