@@ -3,10 +3,12 @@
     python -m matserve.generator.train [--time-limit-min 60] [--out matserve/generator/weights/small.pt]
 
 Steps:
-1. Corpus: every structure of the train split of `mp_cgcnn_36k.csv.gz` (P1 CIFs) becomes
+1. Corpus: structures of the train split of `mp_cgcnn_36k.csv.gz` (P1 CIFs) become
    CrystaLLM's CIF text (`cif_format.to_crystallm_cif`, symmetrized at symprec 0.1) and then
-   token ids. That symmetrization takes ~25 ms a structure on one core, so the tokenized
-   corpus is cached under `.matserve/generator/` and reruns skip it.
+   token ids. That symmetrization takes 25-50 ms a structure on one shared core (about 25
+   minutes for all 30,691), so by default a seeded subset of 12,000 is used, leaving most of
+   the hour to training; `--train-limit 0` takes all. The tokenized corpus is cached under
+   `.matserve/generator/` (a prefix of the seeded order, saved as it grows), so reruns skip it.
 2. Training: each example is one whole CIF starting at position 0, exactly as a prompt
    starts when sampling (CrystaLLM instead cuts random windows from the concatenated
    corpus; with little compute, aligned CIFs waste no steps on mid-CIF starts). Examples are
@@ -86,42 +88,62 @@ def cif_tokens(cif: str, tokenizer: Tokenizer) -> list[int]:
 
 
 def build_corpus(csv: Path, splits_csv: Path, split: str, limit: int | None, seed: int,
-                 cache_dir: Path = CACHE_DIR, log_every: int = 1000) -> Corpus:
-    """The tokenized corpus of a split (a seeded subset of `limit` structures if given), cached."""
+                 cache_dir: Path = CACHE_DIR, save_every: int = 1000) -> Corpus:
+    """The tokenized corpus of a split, or of its first `limit` structures in a seeded shuffle.
+
+    The cache holds a prefix of that shuffled order (saved every `save_every` structures), so
+    an interrupted run, or one asking for more structures, goes on from where the last stopped.
+    """
     ids = split_ids(splits_csv, split)
     random.Random(seed).shuffle(ids)
-    if limit is not None:
-        ids = ids[:limit]
-    name = f"{split}_{'all' if limit is None else limit}_seed{seed}.npz"
-    path = cache_dir / name
+    wanted = ids if limit is None else ids[:limit]
+    path = cache_dir / f"{split}_seed{seed}.npz"
+    kept: list[str] = []
+    chunks: list[np.ndarray] = []
+    done = 0  # structures of the shuffled order already tried
     if path.exists():
         cached = np.load(path)
-        print(f"corpus {split}: {len(cached['ids'])} CIFs from cache {path}", flush=True)
-        return Corpus(cached["ids"].tolist(), cached["tokens"], cached["offsets"])
+        kept, done = cached["ids"].tolist(), int(cached["done"])
+        chunks = np.split(cached["tokens"], cached["offsets"][1:-1]) if kept else []
+        print(f"corpus {split}: {len(kept)} CIFs of the first {done} structures from cache {path}", flush=True)
 
-    cifs = load_cifs(csv, ids)
-    tokenizer = Tokenizer()
-    kept, chunks, failed = [], [], 0
-    start = time.monotonic()
-    for n, material_id in enumerate(ids, start=1):
-        if material_id not in cifs:
-            continue
-        try:
-            tokens = cif_tokens(cifs[material_id], tokenizer)
-        except Exception as error:  # a structure pymatgen cannot symmetrize or write
-            failed += 1
-            print(f"  skip {material_id}: {type(error).__name__}: {error}", flush=True)
-            continue
-        kept.append(material_id)
-        chunks.append(np.asarray(tokens, dtype=np.uint16))
-        if n % log_every == 0:
-            print(f"  {split}: {n}/{len(ids)} structures, {time.monotonic() - start:.0f} s", flush=True)
+    def save() -> None:
+        offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
+        tokens = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.uint16)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        np.savez(path.with_suffix(".tmp.npz"), ids=np.array(kept), tokens=tokens, offsets=offsets, done=done)
+        path.with_suffix(".tmp.npz").replace(path)
+
+    if done < len(wanted):
+        cifs = load_cifs(csv, wanted[done:])
+        tokenizer = Tokenizer()
+        start, failed = time.monotonic(), 0
+        for material_id in wanted[done:]:
+            done += 1
+            if material_id not in cifs:
+                continue
+            try:
+                tokens = cif_tokens(cifs[material_id], tokenizer)
+            except Exception as error:  # a structure pymatgen cannot symmetrize or write
+                failed += 1
+                print(f"  skip {material_id}: {type(error).__name__}: {error}", flush=True)
+                continue
+            kept.append(material_id)
+            chunks.append(np.asarray(tokens, dtype=np.uint16))
+            if done % save_every == 0:
+                save()
+                print(f"  {split}: {done}/{len(wanted)} structures, {time.monotonic() - start:.0f} s", flush=True)
+        save()
+        print(f"corpus {split}: converted up to {done} structures ({failed} failed) in "
+              f"{time.monotonic() - start:.0f} s -> {path}", flush=True)
+
+    position = {material_id: i for i, material_id in enumerate(wanted)}
+    selected = [i for i, material_id in enumerate(kept) if material_id in position]
+    chunks = [chunks[i] for i in selected]
     offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
-    corpus = Corpus(kept, np.concatenate(chunks), offsets)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(path, ids=np.array(kept), tokens=corpus.tokens, offsets=offsets)
-    print(f"corpus {split}: {len(kept)} CIFs ({failed} failed, {len(ids) - len(cifs)} missing), "
-          f"{len(corpus.tokens)} tokens in {time.monotonic() - start:.0f} s -> {path}", flush=True)
+    corpus = Corpus([kept[i] for i in selected], np.concatenate(chunks), offsets)
+    print(f"corpus {split}: {len(corpus)} CIFs ({len(wanted) - len(corpus)} missing or failed), "
+          f"{len(corpus.tokens):,} tokens", flush=True)
     return corpus
 
 
@@ -185,7 +207,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--splits", type=Path, default=DEFAULT_SPLITS)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
-    parser.add_argument("--train-limit", type=int, default=None, help="seeded subset of the train split")
+    parser.add_argument("--train-limit", type=int, default=12000,
+                        help="structures from a seeded shuffle of the train split (0: all 30,691)")
     parser.add_argument("--val-limit", type=int, default=400, help="validation CIFs for the loss")
     parser.add_argument("--n-layer", type=int, default=4)
     parser.add_argument("--n-head", type=int, default=4)
@@ -214,7 +237,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
-    train = build_corpus(args.csv, args.splits, "train", args.train_limit, args.seed, args.cache_dir)
+    train = build_corpus(args.csv, args.splits, "train", args.train_limit or None, args.seed, args.cache_dir)
     val = build_corpus(args.csv, args.splits, "val", args.val_limit, args.seed, args.cache_dir)
     lengths = train.lengths()
     max_length = args.block_size + 1  # inputs are the CIF minus its last token
