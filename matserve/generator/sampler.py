@@ -11,6 +11,8 @@ hold the two to the same tokens; benchmarks measure one against the other.
 Randomness: sequence i of a call draws from its own torch.Generator, seeded from (seed, i)
 alone, one uniform number per sampled token. So a sequence's text does not depend on which
 other prompts share its batch, and `generate_reference(..., sequence=i)` reproduces it.
+`generate_many` puts the prompts of several requests (concurrent callers) in one batch; each
+keeps its own seed, token cap and time limit, so each gets what it would get alone.
 Sampling itself runs in float64 on the CPU: inverse-CDF over the top-k candidates.
 """
 
@@ -94,12 +96,57 @@ def _finished(token: int, previous: int, n_new: int, budget: int, stop_id: int) 
     return None
 
 
-@torch.no_grad()
+@dataclass(frozen=True)
+class SamplingRequest:
+    """The prompts of one caller and how to sample them (see `generate_many`)."""
+
+    prompts: Sequence[Sequence[int]]
+    params: SamplingParams = SamplingParams()
+
+
 def generate(model: GPT, prompts: Sequence[Sequence[int]], params: SamplingParams = SamplingParams(),
              stop_id: int = NEWLINE_ID) -> list[Generation]:
     """Continue every prompt (token ids) until it stops, in one batch."""
-    _check(model, prompts, params)
-    deadline = None if params.time_limit_s is None else time.monotonic() + params.time_limit_s
+    return generate_many(model, [SamplingRequest(prompts, params)], stop_id)[0]
+
+
+def generate_many(model: GPT, requests: Sequence[SamplingRequest], stop_id: int = NEWLINE_ID) -> list[list[Generation]]:
+    """The prompts of several requests sampled together, one batch per (temperature, top_k) pair.
+
+    Each request keeps its own seed and token cap, so what it gets equals
+    `generate(model, request.prompts, request.params)` alone. The time limit counts from this
+    call; each request's own limit ends its rows (the batch runs to the latest one).
+    """
+    for request in requests:
+        _check(model, request.prompts, request.params)
+    start = time.monotonic()
+    results: list[list[Generation]] = [[] for _ in requests]
+    groups: dict[tuple[float, int | None], list[int]] = {}
+    for r, request in enumerate(requests):
+        groups.setdefault((request.params.temperature, request.params.top_k), []).append(r)
+    for members in groups.values():
+        prompts, generators, budgets, deadlines = [], [], [], []
+        for r in members:
+            params = requests[r].params
+            prompts += requests[r].prompts
+            generators += sequence_generators(params.seed, len(requests[r].prompts))
+            budgets += [min(params.max_new_tokens, model.config.block_size - len(p)) for p in requests[r].prompts]
+            deadline = None if params.time_limit_s is None else start + params.time_limit_s
+            deadlines += [deadline] * len(requests[r].prompts)
+        generations = _generate_rows(model, prompts, requests[members[0]].params, generators, budgets, deadlines,
+                                     stop_id)
+        for r in members:
+            count = len(requests[r].prompts)
+            results[r], generations = generations[:count], generations[count:]
+    return results
+
+
+@torch.no_grad()
+def _generate_rows(model: GPT, prompts: list[Sequence[int]], params: SamplingParams,
+                   generators: list[torch.Generator], budgets: list[int], deadlines: list[float | None],
+                   stop_id: int) -> list[Generation]:
+    """The batched, cached loop: row i draws from generators[i], adds at most budgets[i] tokens
+    and stops at deadlines[i]; params gives only the temperature and top_k."""
     weight = model.lm_head.weight
     device = weight.device
     n = len(prompts)
@@ -112,8 +159,6 @@ def generate(model: GPT, prompts: Sequence[Sequence[int]], params: SamplingParam
     ids = torch.zeros((n, width), dtype=torch.long, device=device)
     for row, prompt in enumerate(prompts):
         ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
-    # Tokens each row may add: the cap, or the room left in the model's context.
-    budgets = [min(params.max_new_tokens, model.config.block_size - len(p)) for p in prompts]
     cache = KVCache(model.config, n, width + max(budgets), weight.dtype, device)
     slots = torch.arange(cache.capacity, device=device)
     visible = slots.unsqueeze(0) >= pad.unsqueeze(1)  # (rows, slots): not padding
@@ -126,15 +171,23 @@ def generate(model: GPT, prompts: Sequence[Sequence[int]], params: SamplingParam
     mask = (causal & (visible[:, None, :width] | diagonal)).unsqueeze(1) if bool(pad.any()) else None
     logits = model(ids, positions=positions, mask=mask, cache=cache)[0][:, -1]
 
-    generators = sequence_generators(params.seed, n)
     results = [Generation() for _ in range(n)]
     previous = [p[-1] for p in prompts]
     active = list(range(n))  # which prompt each cache row holds
     while True:
-        if deadline is not None and time.monotonic() >= deadline:
-            for i in active:
-                results[i].finish_reason = "time"
-            break
+        now = time.monotonic()
+        timed_out = {row for row, i in enumerate(active) if deadlines[i] is not None and now >= deadlines[i]}
+        for row in timed_out:
+            results[active[row]].finish_reason = "time"
+        if timed_out:
+            rows = [row for row in range(len(active)) if row not in timed_out]
+            if not rows:
+                break
+            keep = torch.tensor(rows, device=device)
+            cache.keep(keep)
+            pad, visible = pad[keep], visible[keep]
+            logits = logits[keep]
+            active = [active[row] for row in rows]
         tokens = pick_tokens(logits, params, [generators[i] for i in active])
         for i, token in zip(active, tokens):
             results[i].tokens.append(token)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from matserve.generator.model import GPT, GPTConfig
-from matserve.generator.sampler import SamplingParams, generate, generate_reference
+from matserve.generator.sampler import SamplingParams, SamplingRequest, generate, generate_many, generate_reference
 from matserve.generator.tokenizer import Tokenizer
 
 tokenizer = Tokenizer()
@@ -125,3 +125,18 @@ def test_bad_input_is_refused(model):
     finally:
         model.eval()
     assert generate(model, [], SamplingParams()) == []
+
+
+def test_requests_sampled_together_get_what_they_get_alone(model):
+    requests = [
+        SamplingRequest(PROMPTS[:2], SamplingParams(max_new_tokens=30, seed=1)),
+        SamplingRequest(PROMPTS[2:], SamplingParams(max_new_tokens=12, seed=2)),  # own cap and seed
+        SamplingRequest([PROMPTS[0]], SamplingParams(temperature=0, max_new_tokens=20)),  # greedy: its own batch
+        SamplingRequest(PROMPTS[3:], SamplingParams(max_new_tokens=30, seed=1, time_limit_s=0.0)),
+    ]
+    together = generate_many(model, requests)
+    for request, got in zip(requests, together):
+        assert [g.tokens for g in got] == [g.tokens for g in generate(model, request.prompts, request.params)]
+    assert [len(g.tokens) for g in together[1]] == [12, 12, 12]
+    assert {g.finish_reason for g in together[3]} == {"time"}  # its limit, not the others'
+    assert {g.finish_reason for g in together[0]} == {"length"}
