@@ -12,6 +12,9 @@ from matserve.relax import RelaxOptions, RelaxResult
 from matserve.structures import System
 
 
+ALIGNN_MODEL = "alignn"
+
+
 class TritonUnavailable(Exception):
     """Triton did not answer: not started, dead, or a model not loaded."""
 
@@ -97,16 +100,29 @@ class TritonClient:
 
     async def generate(self, model: str, prompts: list[str], seed: int, temperature: float = 0.8,
                        top_k: int = 10) -> list[tuple[str, str]]:
-        """(prompt + completion, finish reason) for each prompt, sampled together."""
+        """(prompt + completion, finish reason) for each prompt, sampled together (and with the
+        prompts of concurrent requests: the generator model batches requests, so each input
+        carries a batch dimension of 1)."""
         inputs = [
-            _input("MODEL", np.array([model.encode()], dtype=object), "BYTES"),
-            _input("PROMPTS", np.array([p.encode() for p in prompts], dtype=object), "BYTES"),
-            _input("SEED", np.array([seed], dtype=np.int64), "INT64"),
-            _input("TEMPERATURE", np.array([temperature], dtype=np.float64), "FP64"),
-            _input("TOP_K", np.array([top_k], dtype=np.int32), "INT32"),
+            _input("MODEL", np.array([[model.encode()]], dtype=object), "BYTES"),
+            _input("PROMPTS", np.array([[p.encode() for p in prompts]], dtype=object), "BYTES"),
+            _input("SEED", np.array([[seed]], dtype=np.int64), "INT64"),
+            _input("TEMPERATURE", np.array([[temperature]], dtype=np.float64), "FP64"),
+            _input("TOP_K", np.array([[top_k]], dtype=np.int32), "INT32"),
         ]
         outputs = await self.infer("generator", inputs, ("TEXTS", "FINISH"))
         return [(t.decode(), f.decode()) for t, f in zip(outputs["TEXTS"].reshape(-1), outputs["FINISH"].reshape(-1))]
+
+    async def formation_energies(self, systems: list[System]) -> list[float]:
+        """ALIGNN formation energy per atom (eV/atom) of each structure, packed into one call."""
+        inputs = [
+            _input("POSITIONS", np.concatenate([s.positions for s in systems]).astype(np.float64), "FP64"),
+            _input("NUMBERS", np.concatenate([s.numbers for s in systems]).astype(np.int32), "INT32"),
+            _input("CELLS", np.stack([s.cell for s in systems]).astype(np.float64), "FP64"),
+            _input("N_ATOMS", np.array([s.n_atoms for s in systems], dtype=np.int32), "INT32"),
+        ]
+        outputs = await self.infer(ALIGNN_MODEL, inputs, ("FORMATION_ENERGY",))
+        return [float(e) for e in outputs["FORMATION_ENERGY"].reshape(-1)]
 
     async def property(self, model: PropertyModel, system: System) -> tuple[str, dict[str, float | str]]:
         """(description, response fields) of one structure from a property model."""

@@ -3,10 +3,18 @@
 Models are named as in the CrystaLLM API (``small``, ``medium``, ``large``); each maps to a
 CrystaLLM-format ``ckpt.pt``. Token caps and time limits are the API's: 1,200 tokens and 60 s
 for ``small``, 2,000 and 120 s for the others.
+
+``small`` defaults to the embedded checkpoint, ``weights/small.pt`` beside this file (trained
+by ``matserve.generator.train``); a configured ``small`` checkpoint replaces it. ``medium`` and
+``large`` exist only when configured.
+
+``complete_many`` samples the prompts of several requests (concurrent callers) in one batch;
+each request keeps its own seed, so it gets the same text as it would alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +22,11 @@ import torch
 
 from matserve.generator.checkpoint import load_checkpoint
 from matserve.generator.model import GPT
-from matserve.generator.sampler import SamplingParams, generate
+from matserve.generator.sampler import SamplingParams, SamplingRequest, generate_many
 from matserve.generator.tokenizer import Tokenizer
 
 MODEL_NAMES = ("small", "medium", "large")
+EMBEDDED_SMALL = Path(__file__).resolve().parent / "weights" / "small.pt"
 
 
 @dataclass(frozen=True)
@@ -33,29 +42,76 @@ class UnknownGeneratorModel(ValueError):
     pass
 
 
-def configured_checkpoints(small: str = "", medium: str = "", large: str = "") -> dict[str, Path]:
-    """The model names that have a checkpoint file."""
+@dataclass(frozen=True)
+class Completion:
+    """One caller's request: complete these prompts with this model."""
+
+    model: str
+    prompts: Sequence[str]
+    seed: int = 0
+    temperature: float = 0.8
+    top_k: int | None = 10
+
+
+def configured_checkpoints(small: str = "", medium: str = "", large: str = "",
+                           embedded_small: Path | None = EMBEDDED_SMALL) -> dict[str, Path]:
+    """The model names that have a checkpoint file: the configured ones, and `small` from the
+    embedded weights when none is configured for it (and the file is there)."""
     paths = {"small": small, "medium": medium, "large": large}
-    return {name: Path(path) for name, path in paths.items() if path}
+    checkpoints = {name: Path(path) for name, path in paths.items() if path}
+    if "small" not in checkpoints and embedded_small is not None and embedded_small.is_file():
+        checkpoints = {"small": embedded_small, **checkpoints}
+    return checkpoints
 
 
 class GeneratorService:
-    def __init__(self, checkpoints: dict[str, Path], device: str = "cpu"):
+    def __init__(self, checkpoints: dict[str, Path], device: str | torch.device = "cpu"):
         self.tokenizer = Tokenizer()
         self.models: dict[str, GPT] = {name: load_checkpoint(path, device).eval() for name, path in checkpoints.items()}
 
     def complete(self, model: str, prompts: list[str], seed: int = 0, temperature: float = 0.8,
                  top_k: int | None = 10) -> list[tuple[str, str]]:
         """(prompt + generated text, finish reason) for each prompt, all sampled in one batch."""
-        if model not in self.models:
-            raise UnknownGeneratorModel(f"generator model {model!r} is not configured")
-        gpt = self.models[model]
-        limits = LIMITS[model]
-        encoded = [self.tokenizer.encode(prompt) for prompt in prompts]
+        result = self.complete_many([Completion(model, prompts, seed, temperature, top_k)])[0]
+        if isinstance(result, ValueError):
+            raise result
+        return result
+
+    def complete_many(self, requests: Sequence[Completion]) -> list[list[tuple[str, str]] | ValueError]:
+        """Each request's completions, or the ValueError that refuses it (an unconfigured model,
+        a prompt longer than the model's context); the accepted requests of one model are
+        sampled in one batch."""
+        results: list[list[tuple[str, str]] | ValueError] = [[] for _ in requests]
+        batches: dict[str, list[tuple[int, SamplingRequest]]] = {}
+        for r, request in enumerate(requests):
+            try:
+                sampling = self._sampling_request(request)
+            except ValueError as error:
+                results[r] = error
+                continue
+            batches.setdefault(request.model, []).append((r, sampling))
+        for model, members in batches.items():
+            generations = generate_many(self.models[model], [sampling for _, sampling in members])
+            for (r, _), generated in zip(members, generations):
+                results[r] = [(prompt + self.tokenizer.decode(g.tokens), g.finish_reason or "length")
+                              for prompt, g in zip(requests[r].prompts, generated)]
+        return results
+
+    def _sampling_request(self, request: Completion) -> SamplingRequest:
+        if request.model not in self.models:
+            raise UnknownGeneratorModel(f"generator model {request.model!r} is not configured")
+        limits = LIMITS[request.model]
+        block_size = self.models[request.model].config.block_size
+        encoded = [self.tokenizer.encode(prompt) for prompt in request.prompts]
+        if not encoded:
+            raise ValueError("no prompts")
+        if request.temperature < 0 or request.seed < 0 or (request.top_k is not None and request.top_k < 1):
+            raise ValueError(f"bad sampling parameters: seed {request.seed}, temperature {request.temperature}, "
+                             f"top_k {request.top_k}")
+        for prompt in encoded:
+            if not 0 < len(prompt) < block_size:
+                raise ValueError(f"a prompt of {len(prompt)} tokens does not fit a context of {block_size}")
         budget = max(1, limits.max_tokens - max(len(e) for e in encoded))
-        params = SamplingParams(max_new_tokens=budget, temperature=temperature, top_k=top_k, seed=seed,
-                                time_limit_s=limits.time_limit_s)
-        with torch.no_grad():
-            generations = generate(gpt, encoded, params)
-        return [(prompt + self.tokenizer.decode(g.tokens), g.finish_reason or "length")
-                for prompt, g in zip(prompts, generations)]
+        params = SamplingParams(max_new_tokens=budget, temperature=request.temperature, top_k=request.top_k,
+                                seed=request.seed, time_limit_s=limits.time_limit_s)
+        return SamplingRequest(encoded, params)

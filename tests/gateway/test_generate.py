@@ -1,11 +1,16 @@
 """/v1/generate (fast, with a Triton fake that answers a real CrystaLLM-format CIF; integration runs the model)."""
 
+from contextlib import contextmanager
+from pathlib import Path
+
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from matserve.alignn.predictor import FormationEnergyModel
 from matserve.generator.cif_format import to_crystallm_cif
+from matserve.structures import System
 from tests.gateway.conftest import make_client, wait_ready
-from tests.gateway.fakes import FakeGeneratorTriton
+from tests.gateway.fakes import FakeAlignnTriton, FakeGeneratorTriton
 
 
 @pytest.fixture(scope="module")
@@ -19,13 +24,22 @@ def fake(nacl_cif):
     return FakeGeneratorTriton(nacl_cif)
 
 
-@pytest.fixture
-def client(fake, tmp_path):
-    checkpoint = tmp_path / "ckpt.pt"
-    checkpoint.write_bytes(b"not read by the gateway")
-    with make_client(fake, generator_small=str(checkpoint)) as test_client:
+@contextmanager
+def generator_client(triton, checkpoint: Path = Path(__file__)):
+    with make_client(triton, generator_small=str(checkpoint)) as test_client:
         wait_ready(test_client)
         yield test_client
+
+
+@pytest.fixture
+def client(fake):
+    with generator_client(fake) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def fake_alignn(nacl_cif):
+    return FakeAlignnTriton(nacl_cif)
 
 
 def test_seed_example_returns_the_documented_shape(client, fake):
@@ -45,10 +59,35 @@ def test_without_z_all_six_values_go_in_one_batch(client, fake):
     assert [p.split("\n")[0] for p in fake.prompts] == [f"data_Na{z}Cl{z}" for z in (1, 2, 3, 4, 6, 8)]
 
 
-def test_fe_without_a_formation_energy_model_says_so(client):
-    (entry,) = client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl", "z": 4},
-                                                  "fe": True}).json()["cifs"]
-    assert "fe" not in entry and entry["messages"] == ["fe: no formation-energy model is configured"]
+def test_fe_is_alignns_formation_energy_of_the_generated_cif(fake_alignn, nacl_cif):
+    with generator_client(fake_alignn) as client:
+        response = client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl", "z": 4}, "fe": True})
+    (entry,) = response.json()["cifs"]
+    assert set(entry) == {"input", "generated", "valid", "messages", "fe"} and entry["messages"] == [None]
+    expected = FormationEnergyModel().predict([System.from_pymatgen(Structure.from_str(entry["generated"], fmt="cif"))])
+    assert entry["fe"] == pytest.approx(float(expected[0]), abs=1e-6)
+
+
+def test_fe_of_several_candidates_is_one_batched_call(fake_alignn):
+    with generator_client(fake_alignn) as client:
+        body = client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl"}, "fe": True,
+                                                 "all": True}).json()
+    assert len(body["cifs"]) == 6 and all(isinstance(c["fe"], float) for c in body["cifs"])
+    assert fake_alignn.fe_calls == [6]
+
+
+def test_fe_is_absent_with_a_message_when_the_cif_does_not_parse():
+    with generator_client(FakeAlignnTriton("data_Na4Cl4\n_cell_length_a 5.6\n\n")) as client:
+        (entry,) = client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl", "z": 4},
+                                                      "fe": True}).json()["cifs"]
+    assert "fe" not in entry
+    assert entry["messages"][-1] == "fe: the generated CIF does not parse; no formation energy"
+
+
+def test_without_fe_no_formation_energy_is_asked_for(fake_alignn):
+    with generator_client(fake_alignn) as client:
+        (entry,) = client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl", "z": 4}}).json()["cifs"]
+    assert "fe" not in entry and fake_alignn.fe_calls == []
 
 
 @pytest.mark.parametrize(
@@ -78,9 +117,11 @@ def test_malformed_json_is_400(client):
     assert response.status_code == 400 and response.json()["error"] == "malformed JSON body"
 
 
-def test_no_configured_generator_lists_none(fake):
-    with make_client(fake) as client:
+def test_without_configuration_small_is_the_embedded_model(fake):
+    with make_client(fake) as client:  # no MATSERVE_GENERATOR_* set
         wait_ready(client)
         response = client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl", "z": 4}})
+        assert response.status_code == 200
+        response = client.post("/v1/generate", json={"model": "large", "message": {"comp": "NaCl", "z": 4}})
         assert response.status_code == 400
-        assert response.json()["error"] == "model 'small' is not available; models available: none"
+        assert response.json()["error"] == "model 'large' is not available; models available: small"

@@ -90,24 +90,10 @@ def stop(service: Service) -> None:
             service.process.wait()
 
 
-def random_generator_checkpoint(directory: Path) -> Path:
-    """A small GPT with random weights in CrystaLLM's checkpoint format: the real loading and sampling
-    path, without a trained model (its CIFs are not expected to be valid)."""
-    import torch
-
-    from matserve.generator.checkpoint import save_checkpoint
-    from matserve.generator.model import GPT, GPTConfig
-
-    torch.manual_seed(0)
-    path = directory / "ckpt.pt"
-    save_checkpoint(path, GPT(GPTConfig(block_size=512, n_layer=1, n_head=2, n_embd=32)))
-    return path
-
-
 @pytest.fixture(scope="session")
 def service(tmp_path_factory) -> Service:
-    checkpoint = random_generator_checkpoint(tmp_path_factory.mktemp("generator"))
-    running = start_service(tmp_path_factory.mktemp("serve"), MATSERVE_GENERATOR_SMALL=str(checkpoint))
+    # No checkpoint configured: the generator serves its embedded weights as `small`.
+    running = start_service(tmp_path_factory.mktemp("serve"), MATSERVE_GENERATOR_SMALL="")
     try:
         wait_until_ready(running)
         yield running

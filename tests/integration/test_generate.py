@@ -1,4 +1,7 @@
-"""/v1/generate through the real Triton generator model (a small random-weight checkpoint in CrystaLLM's format)."""
+"""/v1/generate through the real Triton generator model, serving the embedded weights as `small`."""
+
+import threading
+import time
 
 import pytest
 
@@ -19,10 +22,56 @@ def test_seed_example_has_the_documented_shape_and_is_reproducible(service):
     assert again == first.json()
 
 
+def test_the_embedded_small_model_writes_a_valid_rock_salt(service):
+    body = {"model": "small", "message": {"comp": "NaCl", "z": 4, "sg": "Fm-3m"}, "n": 4, "seed": 0}
+    (entry,) = service.post("/v1/generate", json=body).json()["cifs"]
+    assert entry["valid"] is True and entry["messages"] == [None]
+    assert "_symmetry_space_group_name_H-M Fm-3m" in entry["generated"]
+
+
 def test_an_unconfigured_model_is_400_naming_the_available_ones(service):
     response = service.post("/v1/generate", json={**SEED_EXAMPLE, "model": "large"})
     assert response.status_code == 400
     assert response.json()["error"] == "model 'large' is not available; models available: small"
+
+
+def generator_counts(service) -> tuple[int, int]:
+    """Triton's (requests, executions) of the generator model so far."""
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{service.triton_grpc_port}")
+    try:
+        (stats,) = client.get_inference_statistics("generator", as_json=True)["model_stats"]
+    finally:
+        client.close()
+    return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
+
+
+def test_concurrent_requests_are_sampled_in_one_batch(service):
+    busy = {"model": "small", "message": {"comp": "Si"}, "n": 4, "all": True, "seed": 3}  # 6 Z values x 4: 24 prompts
+    bodies = [{"model": "small", "message": {"comp": "NaCl", "z": 4, "sg": "Fm-3m"}, "seed": 1},
+              {"model": "small", "message": {"comp": "BaTe", "z": 4}, "seed": 2, "all": True}]
+    alone = [service.post("/v1/generate", json=body).json() for body in bodies]
+
+    answers: dict[str, dict] = {}
+
+    def post(name: str, body: dict) -> None:
+        answers[name] = service.post("/v1/generate", json=body).json()
+
+    before = generator_counts(service)
+    threads = [threading.Thread(target=post, args=("busy", busy))]
+    threads[0].start()
+    time.sleep(0.5)  # the busy request is being sampled; the next two queue behind it
+    threads += [threading.Thread(target=post, args=(str(i), body)) for i, body in enumerate(bodies)]
+    for thread in threads[1:]:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    requests, executions = (after - start for after, start in zip(generator_counts(service), before))
+
+    assert requests == 3 and executions == 2  # the busy request, then the two queued ones together
+    assert [answers["0"], answers["1"]] == alone  # each kept its own seed inside the shared batch
+    assert len(answers["busy"]["cifs"]) == 24
 
 
 def test_cli_and_client_generate(service):

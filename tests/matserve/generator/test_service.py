@@ -4,7 +4,8 @@ import torch
 from matserve.generator.checkpoint import save_checkpoint
 from matserve.generator.model import GPT, GPTConfig
 from matserve.generator.prompt import build_prompt
-from matserve.generator.service import GeneratorService, UnknownGeneratorModel, configured_checkpoints
+from matserve.generator.service import (EMBEDDED_SMALL, Completion, GeneratorService, UnknownGeneratorModel,
+                                       configured_checkpoints)
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,25 @@ def tiny_checkpoint(tmp_path_factory):
 
 def test_only_models_with_a_checkpoint_are_configured(tiny_checkpoint):
     assert configured_checkpoints(small=str(tiny_checkpoint)) == {"small": tiny_checkpoint}
-    assert configured_checkpoints() == {}
+    assert configured_checkpoints(large=str(tiny_checkpoint), embedded_small=None) == {"large": tiny_checkpoint}
+    assert configured_checkpoints(embedded_small=None) == {}
+
+
+def test_small_defaults_to_the_embedded_weights(tiny_checkpoint):
+    assert EMBEDDED_SMALL.is_file() and EMBEDDED_SMALL.stat().st_size <= 25 * 1024 * 1024
+    assert configured_checkpoints() == {"small": EMBEDDED_SMALL}
+    assert configured_checkpoints(large=str(tiny_checkpoint)) == {"small": EMBEDDED_SMALL, "large": tiny_checkpoint}
+    assert configured_checkpoints(small=str(tiny_checkpoint)) == {"small": tiny_checkpoint}  # configured wins
+
+
+def test_the_embedded_model_writes_a_valid_rock_salt():
+    from matserve.generator.cif_format import postprocess
+    from matserve.generator.validity import validate
+
+    service = GeneratorService(configured_checkpoints())
+    candidates = service.complete("small", [build_prompt("NaCl", 4, "Fm-3m")] * 4, seed=0)
+    assert all(finish == "stop" for _, finish in candidates)
+    assert any(validate(postprocess(text)).valid for text, _ in candidates)
 
 
 def test_completions_start_with_their_prompts_and_are_seeded(tiny_checkpoint):
@@ -34,3 +53,20 @@ def test_completions_start_with_their_prompts_and_are_seeded(tiny_checkpoint):
 def test_an_unconfigured_model_is_refused(tiny_checkpoint):
     with pytest.raises(UnknownGeneratorModel, match="'large' is not configured"):
         GeneratorService({"small": tiny_checkpoint}).complete("large", ["data_Na1Cl1\n"])
+
+
+def test_concurrent_requests_share_one_batch_and_keep_their_own_results(tiny_checkpoint):
+    service = GeneratorService({"small": tiny_checkpoint})
+    first = Completion("small", [build_prompt("NaCl", 4)], seed=1)
+    second = Completion("small", [build_prompt("BaTe", 2), build_prompt("Si", 8, "Fd-3m")], seed=2)
+    refused = Completion("large", [build_prompt("NaCl", 4)])
+    batch_rows = []
+    hook = service.models["small"].register_forward_pre_hook(lambda module, args: batch_rows.append(args[0].size(0)))
+    try:
+        together = service.complete_many([first, refused, second])
+    finally:
+        hook.remove()
+    assert batch_rows[0] == 3  # the prefill: all three prompts in one forward
+    assert isinstance(together[1], UnknownGeneratorModel)
+    assert together[0] == service.complete("small", list(first.prompts), seed=1)
+    assert together[2] == service.complete("small", list(second.prompts), seed=2)
