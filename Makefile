@@ -30,6 +30,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -r bench/requirements.txt
 	$(BIN)/python -m bench.relax
+	$(BIN)/python -m bench.generate
 
 clean:
 	rm -rf $(VENV) .matserve

@@ -1,0 +1,120 @@
+"""Validity rate of a generator checkpoint (by default the embedded `small`) on held-out compositions.
+
+    python -m matserve.generator.evaluate [--count 200] [--seed 0] [--checkpoint PATH]
+
+Takes `--count` structures from a seeded shuffle of the validation split of
+`mp_cgcnn_36k.csv.gz`; each gives a prompt of its composition and Z (formula units in the
+stored cell), no space group, as a CrystaLLM API request `{"comp", "z"}` would. One CIF is
+sampled per prompt (n=1; temperature 0.8, top-k 10, the `small` token cap of 1,200), then
+post-processed and checked as `/v1/generate` does. Prints the rate and the failed checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import torch
+from pymatgen.core import Structure
+
+from matserve.generator.checkpoint import load_checkpoint
+from matserve.generator.cif_format import postprocess
+from matserve.generator.prompt import build_prompt
+from matserve.generator.sampler import SamplingParams, generate
+from matserve.generator.service import EMBEDDED_SMALL, LIMITS
+from matserve.generator.tokenizer import Tokenizer
+from matserve.generator.train import DEFAULT_CSV, DEFAULT_SPLITS, split_ids
+from matserve.generator.validity import validate
+
+
+def validation_prompts(count: int, seed: int, csv: Path = DEFAULT_CSV, splits: Path = DEFAULT_SPLITS) -> list[dict]:
+    """`count` held-out compositions as {"material_id", "comp", "z", "prompt"}, in a seeded order."""
+    ids = split_ids(splits, "val")
+    random.Random(seed).shuffle(ids)
+    frame = pd.read_csv(csv, usecols=["material_id", "cif"]).set_index("material_id")
+    out = []
+    for material_id in ids:
+        if material_id not in frame.index:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            structure = Structure.from_str(frame.loc[material_id, "cif"], fmt="cif")
+        reduced, z = structure.composition.get_reduced_composition_and_factor()
+        comp = "".join(f"{element}{int(amount)}" for element, amount in reduced.items())
+        try:
+            prompt = build_prompt(comp, int(z))
+        except ValueError:  # an element outside the vocabulary
+            continue
+        out.append({"material_id": material_id, "comp": comp, "z": int(z), "prompt": prompt})
+        if len(out) == count:
+            break
+    return out
+
+
+def check(text: str) -> tuple[bool, list[str]]:
+    """(valid, failure messages) of one generated text, as /v1/generate judges it."""
+    try:
+        cif = postprocess(text)
+    except ValueError as error:
+        return False, [f"cif: {error}"]
+    validity = validate(cif)
+    return validity.valid, list(validity.messages)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", type=Path, default=EMBEDDED_SMALL)
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=25, help="prompts sampled together")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None, help="write every generation and its checks (JSON)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    model = load_checkpoint(args.checkpoint)
+    tokenizer = Tokenizer()
+    cases = validation_prompts(args.count, args.seed)
+    started = time.monotonic()
+    for first in range(0, len(cases), args.batch):
+        batch = cases[first:first + args.batch]
+        encoded = [tokenizer.encode(case["prompt"]) for case in batch]
+        params = SamplingParams(max_new_tokens=LIMITS["small"].max_tokens - max(len(e) for e in encoded),
+                                seed=args.seed + first)
+        for case, prompt, generation in zip(batch, encoded, generate(model, encoded, params)):
+            case["generated"] = case["prompt"] + tokenizer.decode(generation.tokens)
+            case["finish"] = generation.finish_reason
+            case["tokens"] = len(prompt) + len(generation.tokens)
+    sampled = time.monotonic()
+    for case in cases:
+        case["valid"], case["messages"] = check(case["generated"])
+    checked = time.monotonic()
+
+    failures = Counter(message.split(":")[0] for case in cases for message in case["messages"])
+    valid = sum(case["valid"] for case in cases)
+    summary = {
+        "checkpoint": str(args.checkpoint),
+        "compositions": len(cases),
+        "valid": valid,
+        "validity_rate": valid / len(cases),
+        "stopped": sum(case["finish"] == "stop" for case in cases),
+        "failed_checks": dict(failures.most_common()),
+        "sampling_s": round(sampled - started, 1),
+        "checking_s": round(checked - sampled, 1),
+        "seed": args.seed,
+    }
+    if args.out is not None:
+        args.out.write_text(json.dumps(cases, indent=1))
+    print(json.dumps(summary, indent=1))
+    print(f"validity rate: {valid}/{len(cases)} = {valid / len(cases):.3f}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
