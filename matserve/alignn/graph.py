@@ -1,6 +1,6 @@
-"""ALIGNN's input graphs, built with ASE's periodic neighbour list instead of DGL.
+"""ALIGNN's input graphs, built with pymatgen's periodic neighbour list instead of DGL.
 
-Atom graph (as ALIGNN's default ``k-nearest`` construction): for each atom, its neighbours
+Atom graph (as ALIGNN's default ``k-nearest`` construction, neighbours found with pymatgen): for each atom, its neighbours
 within ``cutoff`` (periodic images included) up to the ``max_neighbors``-th nearest distance,
 ties kept; if an atom has fewer than ``max_neighbors`` neighbours the cutoff grows and the
 search is repeated. Edges are directed (both directions present) and carry the bond vector
@@ -17,9 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from ase.neighborlist import neighbor_list
 
-from matserve.structures import System
+from matserve.structures import System, isolated_atoms
 
 CUTOFF = 8.0  # Å
 MAX_NEIGHBORS = 12
@@ -29,12 +28,6 @@ MAX_CUTOFF = 64.0
 
 class IsolatedAtomError(ValueError):
     """An atom with no neighbour within the cutoff, or too few even at the largest cutoff searched."""
-
-
-def isolated_atoms(system: System, cutoff: float = CUTOFF) -> list[int]:
-    """Atoms with no other atom (or periodic image) within ``cutoff``: ALIGNN sees nothing around them."""
-    counts = np.bincount(neighbor_list("i", system.to_ase(), cutoff), minlength=system.n_atoms)
-    return np.flatnonzero(counts == 0).tolist()
 
 
 @dataclass
@@ -58,9 +51,9 @@ def nearest_neighbor_edges(system: System, cutoff: float = CUTOFF,
     lonely = isolated_atoms(system, cutoff)
     if lonely:
         raise IsolatedAtomError(f"atom {lonely[0]} has no neighbour within {cutoff:g} Å")
-    atoms = system.to_ase()
+    structure = system.to_pymatgen()
     while True:
-        src, dst, vectors = neighbor_list("ijD", atoms, cutoff)
+        src, dst, images, distances = structure.get_neighbor_list(cutoff)  # pymatgen's fast cython search
         counts = np.bincount(src, minlength=system.n_atoms)
         if counts.min() >= max_neighbors:
             break
@@ -69,20 +62,30 @@ def nearest_neighbor_edges(system: System, cutoff: float = CUTOFF,
             raise IsolatedAtomError(
                 f"atom {lonely} has {counts[lonely]} neighbours within {cutoff:.0f} Å; {max_neighbors} are needed")
         cutoff += CUTOFF_GROWTH
-    distances = np.linalg.norm(vectors, axis=1)
-    keep = np.zeros(len(src), dtype=bool)
-    for atom in range(system.n_atoms):
-        mine = np.flatnonzero(src == atom)
-        kth = np.sort(distances[mine])[max_neighbors - 1]
-        keep[mine[distances[mine] <= kth + 1e-6]] = True
+    shifts = np.rint(images).astype(np.int64)
+    coords = structure.cart_coords
+    vectors = coords[dst] + shifts @ structure.lattice.matrix - coords[src]
+    # The k-th nearest distance of each atom; every neighbour up to it (ties included) is kept.
+    by_atom_then_distance = np.lexsort((distances, src))
+    first_of_atom = np.searchsorted(src[by_atom_then_distance], np.arange(system.n_atoms))
+    kth = distances[by_atom_then_distance[first_of_atom + max_neighbors - 1]]
+    keep = distances <= kth[src] + 1e-6
     # Undirected, as ALIGNN: an edge kept from either end is present in both directions.
-    pairs = {}
-    for s, d, v in zip(src[keep], dst[keep], vectors[keep]):
-        pairs[(int(s), int(d), *np.round(v, 6))] = v
-        pairs[(int(d), int(s), *np.round(-v, 6))] = -v
-    keys = sorted(pairs)
-    return (np.array([k[0] for k in keys]), np.array([k[1] for k in keys]),
-            np.array([pairs[k] for k in keys]).reshape(-1, 3))
+    # Bond (i, j, image S) and (j, i, −S) both are in the list; find each one's partner by a code.
+    code = _edge_codes(src, dst, shifts, system.n_atoms)
+    order = np.argsort(code)
+    partner = order[np.searchsorted(code[order], _edge_codes(dst, src, -shifts, system.n_atoms))]
+    keep |= keep[partner]
+    chosen = np.flatnonzero(keep)
+    chosen = chosen[np.lexsort((code[chosen],))]
+    return src[chosen], dst[chosen], vectors[chosen]
+
+
+def _edge_codes(src: np.ndarray, dst: np.ndarray, shifts: np.ndarray, n_atoms: int) -> np.ndarray:
+    """One integer per (source, destination, periodic image) triple."""
+    base = 2 * int(MAX_CUTOFF) + 1  # image indices lie within ±MAX_CUTOFF for cells over 1 Å
+    image = ((shifts[:, 0] + MAX_CUTOFF) * base + shifts[:, 1] + MAX_CUTOFF) * base + shifts[:, 2] + MAX_CUTOFF
+    return (src.astype(np.int64) * n_atoms + dst) * base**3 + image.astype(np.int64)
 
 
 def line_graph(edge_src: np.ndarray, edge_dst: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, ...]:

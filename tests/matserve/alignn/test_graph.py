@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from matserve.alignn.graph import IsolatedAtomError, build_graph, isolated_atoms
-from matserve.structures import System
+from matserve.alignn.graph import IsolatedAtomError, build_graph
+from matserve.structures import System, isolated_atoms
 
 A_CU = 3.61
 A_NACL = 5.64
@@ -73,6 +73,6 @@ def test_an_atom_with_nothing_within_the_cutoff_is_named():
     cluster.append("Cu")
     cluster.positions[-1] = [25.0, 25.0, 25.0]
     system = System.from_ase(cluster)
-    assert isolated_atoms(system) == [32]
+    assert isolated_atoms(system, 8.0) == [32]
     with pytest.raises(IsolatedAtomError, match="atom 32 has no neighbour within 8 Å"):
         build_graph(system)

@@ -6,7 +6,8 @@ support our torch. So:
   DGL's pooling layer replaced, the only DGL object its constructor needs);
 - numbers: the package's pure-PyTorch ``ALIGNNAtomWisePure`` does the same message passing
   without DGL, but normalises with LayerNorm where ALIGNN uses BatchNorm. With its LayerNorms
-  swapped for BatchNorm1d and our random weights loaded, its output must equal ours to 1e-5.
+  swapped for BatchNorm1d and our random weights loaded (``matserve.alignn.reference``), its
+  output must equal ours to 1e-5.
 """
 
 import numpy as np
@@ -18,6 +19,7 @@ from pymatgen.core import Structure
 from matserve.alignn.features import atom_features, feature_table, table_from_jarvis
 from matserve.alignn.graph import build_graph
 from matserve.alignn.model import ALIGNN, ALIGNNConfig, pack_graphs
+from matserve.alignn.reference import reference_model
 from matserve.structures import System
 
 alignn_models = pytest.importorskip("alignn.models.alignn")
@@ -62,27 +64,6 @@ def test_parameter_names_load_into_the_official_model(monkeypatch):
     ours = random_model(SMALL)
     assert list(official.state_dict()) == list(ours.state_dict())
     official.load_state_dict(ours.state_dict(), strict=True)
-
-
-def reference_model(ours: ALIGNN) -> torch.nn.Module:
-    config = pure.ALIGNNAtomWisePureConfig(
-        name="alignn_atomwise_pure", alignn_layers=SMALL.alignn_layers, gcn_layers=SMALL.gcn_layers,
-        atom_input_features=92, hidden_features=SMALL.hidden_features, embedding_features=SMALL.embedding_features,
-        calculate_gradient=False, gradwise_weight=0.0, energy_mult_natoms=False, use_penalty=False,
-        use_zbl=False, lg_on_fly=True)
-    reference = pure.ALIGNNAtomWisePure(config)
-
-    def to_batchnorm(module: torch.nn.Module) -> None:
-        for name, child in module.named_children():
-            if isinstance(child, torch.nn.LayerNorm):
-                setattr(module, name, torch.nn.BatchNorm1d(child.normalized_shape[0]))
-            else:
-                to_batchnorm(child)
-
-    to_batchnorm(reference)
-    missing, unexpected = reference.load_state_dict(ours.state_dict(), strict=False)
-    assert missing == ["_species_table"] and unexpected == []
-    return reference.eval()
 
 
 def reference_graphs(systems: list[System]):
