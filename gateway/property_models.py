@@ -19,6 +19,7 @@ class PropertyModel:
     triton_model: str
     citation: str
     outputs: dict[str, str]  # Triton output name -> response field
+    neighbour_cutoff: float | None = None  # Å: every atom needs another this close (graph models)
 
 
 def load_registry(path: Path = REGISTRY_FILE) -> dict[str, PropertyModel]:

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     generator_large: str = ""
 
     # Property models and jobs
+    alignn_checkpoint: str = Field("", description="ALIGNN checkpoint folder (config.json + checkpoint_*.pt); "
+                                                   "empty: the embedded formation-energy model")
     phonon_supercell_min_length: float = Field(8.0, description="mfd: each supercell vector at least this long, Å")
     phonon_displacement: float = Field(0.01, description="mfd: finite displacement, Å")
     phonon_atom_budget: int = Field(1024, description="mfd: atoms per force-field call over displaced supercells")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import warnings
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
-from pymatgen.core import Composition, Element
+from pymatgen.core import Composition, Element, Structure
 
 from gateway.auth import require_api_key
 from gateway.errors import BadRequest, NotReady
@@ -23,6 +24,7 @@ from matserve.generator.cif_format import postprocess
 from matserve.generator.prompt import build_prompt
 from matserve.generator.service import MODEL_NAMES, configured_checkpoints
 from matserve.generator.validity import validate
+from matserve.structures import System
 
 router = APIRouter()
 
@@ -65,18 +67,53 @@ def normalised_comp(comp: str) -> str:
     return "".join(f"{element}{int(amount)}" for element, amount in composition.items())
 
 
-def _candidate(prompt_input: dict, generated: str, fe_requested: bool) -> dict:
+def _candidate(prompt_input: dict, generated: str) -> dict:
     try:
         cif = postprocess(generated)
     except ValueError as error:
-        entry = {"input": prompt_input, "generated": generated, "valid": False, "messages": [f"cif: {error}"]}
-    else:
-        validity = validate(cif)
-        entry = {"input": prompt_input, "generated": cif, "valid": validity.valid,
-                 "messages": list(validity.messages) or [None]}
-    if fe_requested:
-        entry["messages"] = [m for m in entry["messages"] if m] + ["fe: no formation-energy model is configured"]
-    return entry
+        return {"input": prompt_input, "generated": generated, "valid": False, "messages": [f"cif: {error}"]}
+    validity = validate(cif)
+    return {"input": prompt_input, "generated": cif, "valid": validity.valid,
+            "messages": list(validity.messages) or [None]}
+
+
+def _add_message(candidate: dict, message: str) -> None:
+    candidate["messages"] = [m for m in candidate["messages"] if m] + [message]
+
+
+def _parse_cif(cif: str) -> System | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return System.from_pymatgen(Structure.from_str(cif, fmt="cif"))
+    except Exception:  # pymatgen raises many kinds on a malformed CIF
+        return None
+
+
+async def add_formation_energies(candidates: list[dict], services: Services) -> None:
+    """``fe`` (ALIGNN, eV/atom) on each candidate whose CIF parses, in one batched call; a message on the others."""
+    parsed = [(c, await asyncio.to_thread(_parse_cif, c["generated"])) for c in candidates]
+    for candidate, system in parsed:
+        if system is None:
+            _add_message(candidate, "fe: the generated CIF does not parse; no formation energy")
+    ready = [(c, s) for c, s in parsed if s is not None]
+    if not ready:
+        return
+    try:
+        energies = await services.triton.formation_energies([s for _, s in ready])
+    except TritonRejected:  # one structure spoils the batch: ask one by one to say which
+        energies = []
+        for candidate, system in ready:
+            try:
+                energies += await services.triton.formation_energies([system])
+            except TritonRejected as error:
+                energies.append(None)
+                _add_message(candidate, f"fe: {error}")
+    except TritonUnavailable as error:
+        raise NotReady(f"backend unavailable: {error}") from error
+    for (candidate, _), energy in zip(ready, energies):
+        if energy is not None:
+            candidate["fe"] = energy
 
 
 @router.post("/v1/generate", dependencies=[Depends(require_api_key)])
@@ -106,8 +143,12 @@ async def generate(body: GenerateRequest, services: Services = Depends(get_servi
         raise NotReady(f"backend unavailable: {error}") from error
     candidates = []
     for prompt_input, (text, _finish) in zip(inputs, completed):
-        candidate = await asyncio.to_thread(_candidate, prompt_input, text, body.fe)
+        candidate = await asyncio.to_thread(_candidate, prompt_input, text)
         candidates.append(candidate)
         if candidate["valid"] and not body.all:
-            return {"cifs": [candidate]}
-    return {"cifs": candidates if body.all else candidates[:1]}
+            candidates = [candidate]
+            break
+    returned = candidates if body.all else candidates[:1]
+    if body.fe:
+        await add_formation_energies(returned, services)
+    return {"cifs": returned}

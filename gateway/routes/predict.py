@@ -17,7 +17,7 @@ from gateway.property_models import PropertyModel
 from gateway.services import Services, get_services
 from gateway.structure_input import parse_or_422, structure_text, system_to_json
 from gateway.triton_client import TritonRejected, TritonUnavailable
-from matserve.structures import System
+from matserve.structures import System, isolated_atoms
 
 router = APIRouter()
 
@@ -35,9 +35,19 @@ def _invalid_file(message: str) -> InvalidInput:
     return InvalidInput(message, [{"loc": ["body", "file"], "msg": message, "type": "value_error"}])
 
 
-async def read_structure(request: Request, services: Services) -> System:
+def isolation_problem(system: System, model: PropertyModel) -> str | None:
+    if model.neighbour_cutoff is None:
+        return None
+    lonely = isolated_atoms(system, model.neighbour_cutoff)
+    if lonely:
+        return f"atom {lonely[0]} has no neighbour within {model.neighbour_cutoff:g} Å, which {model.name} needs"
+    return None
+
+
+async def read_structure(request: Request, services: Services, model: PropertyModel) -> System:
     system = parse_or_422(await structure_text(request))
-    problem = services.size_problem(system.n_atoms) or services.element_problem(system.numbers.tolist())
+    problem = (services.size_problem(system.n_atoms) or services.element_problem(system.numbers.tolist())
+               or isolation_problem(system, model))
     if problem:
         raise _invalid_file(problem)
     return system
@@ -46,7 +56,7 @@ async def read_structure(request: Request, services: Services) -> System:
 @router.post("/v1/{model}/prediction", dependencies=[Depends(require_api_key)])
 async def submit(model: str, request: Request, services: Services = Depends(get_services)) -> dict:
     property_model = model_or_404(model, services)
-    system = await read_structure(request, services)
+    system = await read_structure(request, services, property_model)
     job = await services.jobs.submit(property_model.name, system_to_json(system))
     return {"id": job.id, "model": property_model.name, "results_endpoint": f"/prediction/result/{job.id}"}
 
@@ -67,7 +77,7 @@ async def result(job_id: str, services: Services = Depends(get_services)) -> dic
 @router.post("/v1/{model}/predict", dependencies=[Depends(require_api_key)])
 async def predict_now(model: str, request: Request, services: Services = Depends(get_services)) -> dict:
     property_model = model_or_404(model, services)
-    system = await read_structure(request, services)
+    system = await read_structure(request, services, property_model)
     try:
         description, fields = await services.triton.property(property_model, system)
     except TritonRejected as error:

@@ -1,6 +1,6 @@
 """Train the embedded ALIGNN formation-energy model on mp_cgcnn_36k (its MEGNet train split).
 
-    python -m matserve.alignn.train --train-limit 16000 --minutes 75
+    python -m matserve.alignn.train --train-limit 0 --minutes 55
 
 Seeded; the wall-time budget sets the schedule (warm-up, then cosine decay over the budget), so
 a run stops on time whatever the machine. The model with the lowest validation MAE is kept and
@@ -59,7 +59,8 @@ def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
-    train_set = [e for e in load_split("train", limit=args.train_limit, seed=args.seed) if e.target >= OUTLIER_BELOW]
+    limit = args.train_limit or None
+    train_set = [e for e in load_split("train", limit=limit, seed=args.seed) if e.target >= OUTLIER_BELOW]
     val_set = load_split("val", limit=args.val_limit, seed=args.seed)
     model = ALIGNN(EMBEDDED_CONFIG)
     model.fc.bias.data.fill_(float(np.mean([e.target for e in train_set])))
@@ -104,9 +105,9 @@ def keep_best(model, val_set, best_mae, best_state, epoch, steps, started):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train-limit", type=int, default=16000)
+    parser.add_argument("--train-limit", type=int, default=0, help="a seeded subset of the train split; 0: all")
     parser.add_argument("--val-limit", type=int, default=500)
-    parser.add_argument("--minutes", type=float, default=75)
+    parser.add_argument("--minutes", type=float, default=55)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=1)

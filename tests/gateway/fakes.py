@@ -52,3 +52,20 @@ class FakeGeneratorTriton(FakePropertyTriton):
     async def generate(self, model, prompts, seed, temperature=0.8, top_k=10):
         self.prompts.extend(prompts)
         return [(self.text, "stop") for _ in prompts]
+
+class FakeAlignnTriton(FakeGeneratorTriton):
+    """Formation energies from the real embedded ALIGNN model, called in-process instead of through Triton."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.fe_calls: list[int] = []
+
+    async def formation_energies(self, systems):
+        from gateway.triton_client import TritonRejected
+        from matserve.alignn.predictor import FormationEnergyModel, InvalidStructureError
+
+        self.fe_calls.append(len(systems))
+        try:
+            return FormationEnergyModel().predict(systems).tolist()
+        except InvalidStructureError as error:
+            raise TritonRejected(str(error)) from error

@@ -87,12 +87,22 @@ def test_model_failure_is_reported_in_the_job(client):
 
 
 def test_unknown_model_is_404_listing_the_models(client):
-    response = client.post("/v1/plmf/prediction", data={"file": NACL_POSCAR})
+    response = client.post("/v1/nonesuch/prediction", data={"file": NACL_POSCAR})
     assert response.status_code == 404
+    available = ", ".join(sorted(client.app.state.services.property_models))
+    assert "alignn" in available and "mfd" in available
     assert response.json() == {
-        "error": "model 'plmf' is not available; available models: mfd",
-        "detail": [{"loc": ["path", "model"], "msg": "unknown model 'plmf'", "type": "not_found"}],
+        "error": f"model 'nonesuch' is not available; available models: {available}",
+        "detail": [{"loc": ["path", "model"], "msg": "unknown model 'nonesuch'", "type": "not_found"}],
     }
+
+
+def test_an_atom_far_from_all_others_is_422_for_a_graph_model(client):
+    lonely = "lonely\n1.0\n30 0 0\n0 30 0\n0 0 30\nNa Cl\n2 1\nCartesian\n0 0 0\n2.8 0 0\n15 15 15\n"
+    response = client.post("/v1/alignn/prediction", data={"file": lonely})
+    assert response.status_code == 422
+    assert response.json()["error"] == "atom 2 has no neighbour within 8 Å, which alignn needs"
+    assert client.post("/v1/mfd/prediction", data={"file": lonely}).status_code == 200  # phonons do not care
 
 
 def test_unreadable_structure_is_422_with_the_reason(client):

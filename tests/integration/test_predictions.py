@@ -9,7 +9,9 @@ import pytest
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from matserve.alignn.predictor import FormationEnergyModel
 from matserve.client import MatserveClient, MatserveError
+from matserve.structures import System
 from tests.crystals import nacl, rattled, si
 from tests.gateway.test_predict import NACL_POSCAR
 
@@ -28,8 +30,17 @@ def test_submit_poll_success_with_mfd_fields(service):
 
 def test_client_errors_carry_the_envelope_message(service):
     with MatserveClient(service.url) as client, pytest.raises(MatserveError) as caught:
-        client.submit_job(NACL_POSCAR, "plmf")
-    assert caught.value.status_code == 404 and "available models: mfd" in caught.value.message
+        client.submit_job(NACL_POSCAR, "nonesuch")
+    assert caught.value.status_code == 404 and "available models: alignn, mfd" in caught.value.message.replace(", plmf", "")
+
+
+def test_alignn_through_triton_equals_the_model_in_process(service):
+    expected = FormationEnergyModel().predict([System.from_pymatgen(Structure.from_str(NACL_POSCAR, fmt="poscar"))])
+    with MatserveClient(service.url) as client:
+        body = client.poll_job(client.submit_job(NACL_POSCAR, "alignn"), timeout_s=60)
+    assert body["status"] == "SUCCESS" and body["citation"].startswith("K. Choudhary")
+    assert body["ml_formation_energy_per_atom"] == pytest.approx(float(expected[0]), abs=1e-5)
+    assert "ALIGNN formation energy per atom" in body["description"]
 
 
 def test_client_relax_returns_what_it_was_given(service):
