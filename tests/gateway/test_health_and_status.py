@@ -1,5 +1,8 @@
+from gateway.property_models import load_registry
 from tests.gateway.conftest import make_client
 from tests.gateway.fakes import FakeTriton
+
+MODELS = 2 + len(load_registry())  # forcefield, generator and every property model
 
 
 def test_live_never_asks_triton():
@@ -13,14 +16,14 @@ def test_not_ready_while_triton_is_not():
     with make_client(FakeTriton(ready=False)) as client:
         response = client.get("/v1/health/ready")
         assert response.status_code == 503
-        assert response.json() == {"status": "not ready", "backends_alive": 0, "backends_total": 3}
+        assert response.json() == {"status": "not ready", "backends_alive": 0, "backends_total": MODELS}
         assert response.headers["retry-after"] == "5"
 
 
 def test_ready_when_models_are(client):
     response = client.get("/v1/health/ready")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "backends_alive": 3, "backends_total": 3}
+    assert response.json() == {"status": "ready", "backends_alive": MODELS, "backends_total": MODELS}
 
 
 def test_draining_turns_not_ready(client):

@@ -43,6 +43,22 @@ def test_alignn_through_triton_equals_the_model_in_process(service):
     assert "ALIGNN formation energy per atom" in body["description"]
 
 
+def test_plmf_answers_every_field_as_the_model_in_process(service):
+    from matserve.properties.plmf.model import PlmfModel
+    from tests.gateway.test_predict_plmf import PLMF_FIELDS
+
+    expected = PlmfModel().predict(Structure.from_str(NACL_POSCAR, fmt="poscar"))
+    with MatserveClient(service.url) as client:
+        body = client.poll_job(client.submit_job(NACL_POSCAR, "plmf"), timeout_s=60)
+    assert body["status"] == "SUCCESS" and body["citation"].startswith("O. Isayev")
+    assert list(body)[-len(PLMF_FIELDS):] == PLMF_FIELDS
+    assert body["ml_egap_type"] == expected.egap_type == "insulator"
+    assert body["ml_egap"] == pytest.approx(expected.egap)
+    assert body["ml_agl_heat_capacity_Cp_300K"] == pytest.approx(expected.cp_cell)
+    assert body["ml_agl_thermal_expansion_300K"] == pytest.approx(expected.thermal_expansion)
+    assert "composition only" in body["description"]
+
+
 def test_client_relax_returns_what_it_was_given(service):
     structure = AseAtomsAdaptor.get_structure(rattled(si(), seed=4))
     atoms = rattled(nacl(), seed=5)
@@ -85,5 +101,5 @@ def test_cli_relax_writes_relaxed_cifs(service, tmp_path):
 def test_cli_reports_a_missing_model_and_exits_non_zero(service, tmp_path):
     poscar = tmp_path / "nacl.poscar"
     poscar.write_text(NACL_POSCAR)
-    done = run_cli(service, "predict", str(poscar), "--model", "plmf")
+    done = run_cli(service, "predict", str(poscar), "--model", "nonesuch")
     assert done.returncode == 1 and "404" in done.stderr

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from chgnet.model.dynamics import CHGNetCalculator
 
+from gateway.property_models import load_registry
 from gateway.triton_client import TritonClient
 from matserve.relax import RelaxOptions
 from matserve.structures import System
@@ -44,8 +45,9 @@ def test_ready_was_503_until_triton_was(service):
 
 
 def test_operational_endpoints(service):
+    models = 2 + len(load_registry())  # forcefield, generator and every property model
     assert service.get("/v1/health/live").json() == {"status": "live"}
-    assert service.get("/v1/health/ready").json() == {"status": "ready", "backends_alive": 3, "backends_total": 3}
+    assert service.get("/v1/health/ready").json() == {"status": "ready", "backends_alive": models, "backends_total": models}
     status = service.get("/v1/status").json()
     assert status["total"]["max_system_size"] > 256  # measured at start-up, above the largest probe
     assert status["workers"][0]["batch_size"] > 0 and status["workers"][0]["device"] == "cpu"
