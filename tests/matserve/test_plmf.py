@@ -54,7 +54,8 @@ def test_rocksalt_atoms_have_six_neighbours_of_the_other_element():
     structure = rocksalt_nacl()
     for i, shell in enumerate(plmf_neighbours(structure)):
         assert len(shell) == 6
-        assert {structure[n.index].specie.symbol for n in shell} == ({"Cl"} if structure[i].specie.symbol == "Na" else {"Na"})
+        other = "Cl" if structure[i].specie.symbol == "Na" else "Na"
+        assert {structure[n.index].specie.symbol for n in shell} == {other}
         assert all(n.distance == pytest.approx(2.82) for n in shell)
 
 

@@ -75,7 +75,7 @@ def _composition_vector(numbers: np.ndarray, fractions: np.ndarray) -> np.ndarra
     table = property_table()
     labels = table[numbers]
     stats = _weighted_stats(labels, fractions)
-    valence = labels[:, [PROPERTY_NAMES.index(f"valence_{l}") for l in "spdf"]]
+    valence = labels[:, [PROPERTY_NAMES.index(f"valence_{orbital}") for orbital in "spdf"]]
     valence_mean = fractions @ valence
     total = valence_mean.sum()
     valence_share = valence_mean / total if total > 0 else np.zeros(4)
