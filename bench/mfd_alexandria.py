@@ -4,10 +4,14 @@
 in J/(K·mol) per mole of the *given cell*: BaO2 (3 atoms) has 65.7, about 3 × 2.6 kB × R.
 So per atom in kB it is ``heat_capacity / (R × atoms in the cell)``, the unit of ``ml_Cv``.
 
-    .venv/bin/python -m bench.mfd_alexandria [--count 200] [--max-atoms 10]
+    .venv/bin/python -m bench.mfd_alexandria [--count 200] [--max-atoms 10] [--smallest] [--out rows.jsonl]
 
 Prints the mean absolute error of ml_Cv (kB/atom) over the sample, the same for the
 constant Dulong–Petit guess (3 kB/atom) as a baseline, and seconds per structure.
+The sample is the first ``--count`` entries of a seeded shuffle (``--seed``) with at most
+``--max-atoms`` atoms; with ``--smallest`` the shuffled entries are taken smallest cell first
+(a stable sort by atom count), so a few hundred finish on a CPU. ``--out`` writes one JSON
+line per structure as it finishes.
 """
 
 from __future__ import annotations
@@ -35,10 +39,15 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--max-atoms", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smallest", action="store_true", help="smallest cells first (after the seeded shuffle)")
+    parser.add_argument("--out", type=Path, help="write one JSON line per structure here")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     entries = json.load(gzip.open(DATA))
     random.Random(args.seed).shuffle(entries)
+    if args.smallest:
+        entries.sort(key=lambda entry: len(entry["structure"]["sites"]))  # stable: the shuffle orders ties
+    rows = args.out.open("w") if args.out else None
     forcefield = load_forcefield("chgnet")
     reference, predicted, seconds = [], [], []
     for entry in entries:
@@ -50,6 +59,11 @@ def main() -> None:
         seconds.append(time.perf_counter() - start)
         reference.append(entry["heat_capacity"] / (GAS_CONSTANT * len(structure)))
         predicted.append(result.heat_capacity)
+        if rows:
+            rows.write(json.dumps({"formula": structure.composition.formula, "atoms": len(structure),
+                                   "reference_kb": reference[-1], "mfd_kb": predicted[-1],
+                                   "seconds": seconds[-1]}) + "\n")
+            rows.flush()
         if len(reference) % 20 == 0:
             so_far = np.abs(np.array(predicted) - np.array(reference)).mean()
             print(f"  {len(reference)} done, MAE so far {so_far:.4f} kB/atom", flush=True)
