@@ -67,7 +67,7 @@ def build_examples(rows: pd.DataFrame) -> list[Example]:
 def load_split(split: str, target: str = "formation_energy_per_atom", limit: int | None = None,
                seed: int = 0) -> list[Example]:
     """Examples of one split (a seeded subset of ``limit`` when given), cached on disk."""
-    name = f"{target}_{split}_{limit or 'all'}_{seed}.pt"
+    name = f"{target}_{split}_{limit}_{seed}.pt" if limit else f"{target}_{split}_all.pt"
     cache = CACHE_DIR / name
     if cache.exists():
         return torch.load(cache, weights_only=False)

@@ -1,6 +1,7 @@
 """Train the embedded ALIGNN formation-energy model on mp_cgcnn_36k (its MEGNet train split).
 
-    python -m matserve.alignn.train --train-limit 0 --minutes 55
+    python -m matserve.alignn.train --minutes 55
+    python -m matserve.alignn.train --minutes 35 --lr 1e-3 --seed 1 --init stage1/   (a second stage)
 
 Seeded; the wall-time budget sets the schedule (warm-up, then cosine decay over the budget), so
 a run stops on time whatever the machine. The model with the lowest validation MAE is kept and
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from matserve.alignn.checkpoint import EMBEDDED_DIR, save_checkpoint
+from matserve.alignn.checkpoint import EMBEDDED_DIR, load_checkpoint, save_checkpoint
 from matserve.alignn.dataset import Example, collate, load_split
 from matserve.alignn.model import ALIGNN, ALIGNNConfig
 
@@ -62,8 +63,11 @@ def train(args: argparse.Namespace) -> dict:
     limit = args.train_limit or None
     train_set = [e for e in load_split("train", limit=limit, seed=args.seed) if e.target >= OUTLIER_BELOW]
     val_set = load_split("val", limit=args.val_limit, seed=args.seed)
-    model = ALIGNN(EMBEDDED_CONFIG)
-    model.fc.bias.data.fill_(float(np.mean([e.target for e in train_set])))
+    if args.init:
+        model = load_checkpoint(args.init).train()
+    else:
+        model = ALIGNN(EMBEDDED_CONFIG)
+        model.fc.bias.data.fill_(float(np.mean([e.target for e in train_set])))
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-5)
     budget = args.minutes * 60
     started = time.time()
@@ -114,12 +118,16 @@ def main() -> None:
     parser.add_argument("--eval-every-min", type=float, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=EMBEDDED_DIR)
+    parser.add_argument("--init", type=Path, help="start from this checkpoint's weights (a further stage)")
     args = parser.parse_args()
+    earlier = json.loads((args.init / "config.json").read_text()).get("matserve_training") if args.init else None
     record = train(args)
     model = record.pop("model")
-    record["config"] = asdict(EMBEDDED_CONFIG)
-    record["command"] = (f"python -m matserve.alignn.train --train-limit {args.train_limit} "
-                         f"--minutes {args.minutes} --seed {args.seed}")
+    record["config"] = asdict(model.config)
+    record["command"] = (f"python -m matserve.alignn.train --train-limit {args.train_limit} --minutes {args.minutes} "
+                         f"--lr {args.lr} --seed {args.seed}" + (f" --init {args.init}" if args.init else ""))
+    if earlier:
+        record["after"] = earlier
     save_checkpoint(model, args.out, training=record)
     print(json.dumps(record, indent=1))
 
