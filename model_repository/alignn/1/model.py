@@ -6,6 +6,7 @@ from matserve.alignn.predictor import FormationEnergyModel, InvalidStructureErro
 from matserve.forcefield_model import torch_device
 from matserve.settings import Settings
 from matserve.torch_setup import configure_torch
+from matserve.triton_adapter import answer
 
 INPUTS = ("POSITIONS", "NUMBERS", "CELL", "CELLS", "N_ATOMS")
 OUTPUTS = ("FORMATION_ENERGY", "DESCRIPTION")
@@ -19,16 +20,5 @@ class TritonPythonModel:
         self.model = FormationEnergyModel(settings.alignn_checkpoint, device=device)
 
     def execute(self, requests):
-        return [self._one(request) for request in requests]
-
-    def _one(self, request):
-        inputs = {}
-        for name in INPUTS:
-            tensor = pb_utils.get_input_tensor_by_name(request, name)
-            if tensor is not None:
-                inputs[name] = tensor.as_numpy()
-        try:
-            outputs = self.model.execute(inputs)
-        except InvalidStructureError as error:
-            return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error), pb_utils.TritonError.INVALID_ARG))
-        return pb_utils.InferenceResponse([pb_utils.Tensor(name, outputs[name]) for name in OUTPUTS])
+        return [answer(pb_utils, request, self.model.execute, INPUTS, OUTPUTS, (InvalidStructureError,))
+                for request in requests]

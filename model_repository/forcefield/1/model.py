@@ -7,6 +7,7 @@ import triton_python_backend_utils as pb_utils
 from matserve.forcefield_model import OPTIONAL_INPUTS, OUTPUTS, REQUIRED_INPUTS, ForcefieldModel, InvalidBatchError, torch_device
 from matserve.settings import Settings
 from matserve.torch_setup import configure_torch
+from matserve.triton_adapter import answer
 
 
 class TritonPythonModel:
@@ -18,16 +19,5 @@ class TritonPythonModel:
         self.config = json.loads(args["model_config"])
 
     def execute(self, requests):
-        return [self._one(request) for request in requests]
-
-    def _one(self, request):
-        inputs = {}
-        for name in REQUIRED_INPUTS + OPTIONAL_INPUTS:
-            tensor = pb_utils.get_input_tensor_by_name(request, name)
-            if tensor is not None:
-                inputs[name] = tensor.as_numpy()
-        try:
-            outputs = self.model.execute(inputs)
-        except InvalidBatchError as error:
-            return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error), pb_utils.TritonError.INVALID_ARG))
-        return pb_utils.InferenceResponse([pb_utils.Tensor(name, outputs[name]) for name in OUTPUTS])
+        return [answer(pb_utils, request, self.model.execute, REQUIRED_INPUTS + OPTIONAL_INPUTS, OUTPUTS,
+                       (InvalidBatchError,)) for request in requests]

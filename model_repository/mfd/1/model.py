@@ -7,6 +7,7 @@ from matserve.properties.mfd import InvalidStructureError, MfdModel
 from matserve.properties.phonons import PhononSettings
 from matserve.settings import Settings
 from matserve.torch_setup import configure_torch
+from matserve.triton_adapter import answer
 
 INPUTS = ("POSITIONS", "NUMBERS", "CELL")
 OUTPUTS = ("ML_CV", "ML_FVIB", "ML_SVIB", "DESCRIPTION")
@@ -23,12 +24,5 @@ class TritonPythonModel:
         self.model = MfdModel(settings=phonons, forcefield_name=settings.forcefield, device=device)
 
     def execute(self, requests):
-        return [self._one(request) for request in requests]
-
-    def _one(self, request):
-        inputs = {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in INPUTS}
-        try:
-            outputs = self.model.execute(inputs)
-        except InvalidStructureError as error:
-            return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error), pb_utils.TritonError.INVALID_ARG))
-        return pb_utils.InferenceResponse([pb_utils.Tensor(name, outputs[name]) for name in OUTPUTS])
+        return [answer(pb_utils, request, self.model.execute, INPUTS, OUTPUTS, (InvalidStructureError,))
+                for request in requests]

@@ -3,6 +3,7 @@
 import triton_python_backend_utils as pb_utils
 
 from matserve.properties.plmf.model import OUTPUTS, InvalidStructureError, PlmfModel
+from matserve.triton_adapter import answer
 
 INPUTS = ("POSITIONS", "NUMBERS", "CELL")
 
@@ -12,12 +13,5 @@ class TritonPythonModel:
         self.model = PlmfModel()
 
     def execute(self, requests):
-        return [self._one(request) for request in requests]
-
-    def _one(self, request):
-        inputs = {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in INPUTS}
-        try:
-            outputs = self.model.execute(inputs)
-        except InvalidStructureError as error:
-            return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error), pb_utils.TritonError.INVALID_ARG))
-        return pb_utils.InferenceResponse([pb_utils.Tensor(name, outputs[name]) for name in OUTPUTS])
+        return [answer(pb_utils, request, self.model.execute, INPUTS, OUTPUTS, (InvalidStructureError,))
+                for request in requests]

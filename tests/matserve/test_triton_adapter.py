@@ -1,0 +1,48 @@
+"""matserve.triton_adapter with a stand-in for Triton's pb_utils (the integration tests run the real one)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from matserve.triton_adapter import answer
+
+
+class FakePbUtils:
+    class TritonError:
+        INVALID_ARG = "INVALID_ARG"
+
+        def __init__(self, message, code):
+            self.message, self.code = message, code
+
+    @staticmethod
+    def get_input_tensor_by_name(request, name):
+        return SimpleNamespace(as_numpy=lambda: request[name]) if name in request else None
+
+    @staticmethod
+    def Tensor(name, array):
+        return (name, array)
+
+    @staticmethod
+    def InferenceResponse(tensors=None, error=None):
+        return SimpleNamespace(tensors=tensors, error=error)
+
+
+def test_present_inputs_go_in_and_the_named_outputs_come_back():
+    seen = {}
+
+    def run(inputs):
+        seen.update(inputs)
+        return {"OUT": inputs["A"] * 2, "EXTRA": np.zeros(1)}
+
+    response = answer(FakePbUtils, {"A": np.array([1.0, 2.0])}, run, ("A", "B"), ("OUT",), (ValueError,))
+    assert list(seen) == ["A"]
+    (name, array), = response.tensors
+    assert name == "OUT" and array.tolist() == [2.0, 4.0] and response.error is None
+
+
+def test_a_user_error_is_invalid_arg_with_its_message():
+    def run(inputs):
+        raise ValueError("atom 3 has no neighbour within 8 Å")
+
+    response = answer(FakePbUtils, {}, run, ("A",), ("OUT",), (ValueError,))
+    assert response.error.code == "INVALID_ARG" and response.error.message == "atom 3 has no neighbour within 8 Å"
