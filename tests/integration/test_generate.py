@@ -22,11 +22,13 @@ def test_seed_example_has_the_documented_shape_and_is_reproducible(service):
     assert again == first.json()
 
 
-def test_the_embedded_small_model_writes_a_valid_rock_salt(service):
-    body = {"model": "small", "message": {"comp": "NaCl", "z": 4, "sg": "Fm-3m"}, "n": 4, "seed": 0}
-    (entry,) = service.post("/v1/generate", json=body).json()["cifs"]
-    assert entry["valid"] is True and entry["messages"] == [None]
-    assert "_symmetry_space_group_name_H-M Fm-3m" in entry["generated"]
+def test_the_embedded_small_model_writes_cifs(service):
+    body = {"model": "small", "message": {"comp": "NaCl", "z": 4, "sg": "Fm-3m"}, "n": 4, "all": True, "seed": 0}
+    cifs = service.post("/v1/generate", json=body).json()["cifs"]
+    assert len(cifs) == 4
+    for entry in cifs:  # every candidate ended and was post-processed into a CIF with the full operator loop
+        assert entry["generated"].startswith("data_Na4Cl4\n") and "_symmetry_equiv_pos_as_xyz" in entry["generated"]
+        assert not any(m and m.startswith("cif:") for m in entry["messages"])
 
 
 def test_an_unconfigured_model_is_400_naming_the_available_ones(service):
@@ -87,3 +89,16 @@ def test_cli_and_client_generate(service):
     assert json.loads(done.stdout)["cifs"][0]["input"] == {"comp": "Na1Cl1", "z": 4}
     with MatserveClient(service.url) as client:
         assert client.generate("NaCl", 4, "Fm-3m")["cifs"][0]["input"]["sg"] == "Fm-3m"
+
+
+def test_fe_is_the_alignn_formation_energy_of_the_generated_cif(service):
+    from pymatgen.core import Structure
+
+    from matserve.alignn.predictor import FormationEnergyModel
+    from matserve.structures import System
+
+    body = {"model": "small", "message": {"comp": "NaCl", "z": 4, "sg": "Fm-3m"}, "n": 4, "seed": 0, "fe": True}
+    (entry,) = service.post("/v1/generate", json=body).json()["cifs"]
+    generated = System.from_pymatgen(Structure.from_str(entry["generated"], fmt="cif"))
+    assert entry["fe"] == pytest.approx(float(FormationEnergyModel().predict([generated])[0]), abs=1e-5)
+    assert -5 < entry["fe"] < 5  # eV/atom; how good the number is depends on the generated cell
