@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -r bench/requirements.txt
 	$(BIN)/python -m bench.relax
 	$(BIN)/python -m bench.generate
+	$(BIN)/python -m bench.alignn
 
 clean:
 	rm -rf $(VENV) .matserve
