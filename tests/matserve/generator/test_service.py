@@ -31,7 +31,7 @@ def test_small_defaults_to_the_embedded_weights(tiny_checkpoint):
 
 def test_the_embedded_model_loads_and_writes_whole_cifs():
     from matserve.generator.cif_format import postprocess
-    from pymatgen.io.cif import CifParser
+    from matserve.generator.validity import validate
 
     record = torch.load(EMBEDDED_SMALL, weights_only=True)["training"]  # what train.py wrote
     service = GeneratorService(configured_checkpoints())
@@ -45,7 +45,8 @@ def test_the_embedded_model_loads_and_writes_whole_cifs():
     assert all(finish == "stop" and text.endswith("\n\n") for text, finish in candidates)  # each CIF ended
     cifs = [postprocess(text) for text, _ in candidates]
     assert all("_symmetry_equiv_pos_as_xyz" in cif and "_atom_type_symbol" not in cif for cif in cifs)
-    assert any(CifParser.from_str(cif).parse_structures(primitive=False) for cif in cifs)
+    judged = [validate(cif).messages for cif in cifs]  # pymatgen builds a structure from at least one
+    assert any(not any(m.startswith(("cif:", "structure:")) for m in messages) for messages in judged)
 
 
 def test_completions_start_with_their_prompts_and_are_seeded(tiny_checkpoint):
