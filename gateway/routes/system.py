@@ -1,12 +1,17 @@
 """Status, metrics and metadata."""
 
+from pathlib import Path
+
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 import matserve
 from gateway.hardware import worker_devices
 from gateway.services import Services, get_services
+from matserve.alignn.checkpoint import EMBEDDED_DIR, checkpoint_file
 from matserve.forcefields import weights_info
+from matserve.forcefields.base import sha256_file
+from matserve.generator.service import EMBEDDED_SMALL, configured_checkpoints
 
 router = APIRouter()
 
@@ -58,16 +63,26 @@ async def metrics(services: Services = Depends(get_services)) -> Response:
 async def metadata(services: Services = Depends(get_services)) -> dict:
     settings = services.settings
     weights = weights_info(settings.forcefield, settings.mace_model)
-    return {
-        "name": "matserve",
-        "version": matserve.__version__,
-        "models": [
-            {
-                "name": "forcefield",
-                "triton_model": "forcefield",
-                "description": f"{settings.forcefield} force field: single points and batched FIRE relaxation",
-                "device": settings.device,
-                "weights": {"name": weights.name, "file": weights.file, "sha256": weights.sha256},
-            }
-        ],
+    forcefield = {
+        "name": "forcefield",
+        "triton_model": "forcefield",
+        "description": f"{settings.forcefield} force field: single points and batched FIRE relaxation",
+        "device": settings.device,
+        "weights": {"name": weights.name, "file": weights.file, "sha256": weights.sha256},
     }
+    generators = [
+        {"name": f"generator/{name}", "triton_model": "generator", "description": "CrystaLLM-format GPT",
+         "device": settings.device, "weights": _file_weights(path, "embedded" if path == EMBEDDED_SMALL else "configured")}
+        for name, path in sorted(configured_checkpoints(settings.generator_small, settings.generator_medium,
+                                                        settings.generator_large).items())
+    ]
+    alignn_folder = Path(settings.alignn_checkpoint) if settings.alignn_checkpoint else EMBEDDED_DIR
+    alignn = {"name": "alignn", "triton_model": "alignn", "description": "ALIGNN formation energy per atom",
+              "device": settings.device,
+              "weights": _file_weights(checkpoint_file(alignn_folder),
+                                       "embedded" if alignn_folder == EMBEDDED_DIR else "configured")}
+    return {"name": "matserve", "version": matserve.__version__, "models": [forcefield, *generators, alignn]}
+
+
+def _file_weights(path: Path, origin: str) -> dict:
+    return {"name": f"{origin} {path.parent.name}/{path.name}", "file": path.name, "sha256": sha256_file(path)}

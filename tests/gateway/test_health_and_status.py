@@ -1,4 +1,6 @@
 from gateway.property_models import load_registry
+from matserve.alignn.checkpoint import EMBEDDED_DIR
+from matserve.forcefields.base import sha256_file
 from tests.gateway.conftest import make_client
 from tests.gateway.fakes import FakeTriton
 
@@ -61,7 +63,10 @@ def test_metrics_are_prometheus_text_with_routes_and_queues(client):
 def test_metadata_names_weights_with_checksum(client):
     body = client.get("/v1/metadata").json()
     assert body["name"] == "matserve"
-    (model,) = body["models"]
+    model, generator, alignn = body["models"]
+    assert generator["name"] == "generator/small" and generator["weights"]["file"] == "small.pt"
+    assert alignn["weights"]["name"] == "embedded formation_energy/checkpoint_final.pt"
+    assert alignn["weights"]["sha256"] == sha256_file(EMBEDDED_DIR / "checkpoint_final.pt")
     assert model["name"] == "forcefield"
     assert model["weights"]["name"] == "CHGNet 0.3.0"
     assert model["weights"]["file"].endswith(".pth.tar")
