@@ -85,4 +85,6 @@ async def metadata(services: Services = Depends(get_services)) -> dict:
 
 
 def _file_weights(path: Path, origin: str) -> dict:
-    return {"name": f"{origin} {path.parent.name}/{path.name}", "file": path.name, "sha256": sha256_file(path)}
+    """Provenance of a checkpoint file; a configured one that is missing has no checksum (null)."""
+    checksum = sha256_file(path) if path.is_file() else None
+    return {"name": f"{origin} {path.parent.name}/{path.name}", "file": path.name, "sha256": checksum}

@@ -87,3 +87,11 @@ def test_each_request_is_logged_with_its_request_id(client, caplog):
     (record,) = [r for r in caplog.records if r.name == "matserve.access"]
     assert (record.request_id, record.method, record.path, record.status) == ("req-42", "GET", "/v1/health/live", 200)
     assert record.duration_ms >= 0
+
+
+def test_metadata_of_a_missing_configured_checkpoint_has_no_checksum():
+    with make_client(FakeTriton(), generator_medium="/nonexistent/ckpt.pt") as client:
+        response = client.get("/v1/metadata")
+    assert response.status_code == 200
+    (medium,) = [m for m in response.json()["models"] if m["name"] == "generator/medium"]
+    assert medium["weights"] == {"name": "configured nonexistent/ckpt.pt", "file": "ckpt.pt", "sha256": None}
