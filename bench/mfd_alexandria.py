@@ -30,8 +30,9 @@ from pymatgen.core import Structure
 from matserve.forcefields import load_forcefield
 from matserve.properties.phonons import GAS_CONSTANT, vibrational_properties
 from matserve.structures import System
+from matserve.shared_data import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "matcalc" / "alexandria-binary-pbe-phonon-2025.1.json.gz"
+DATA = SHARED_DATA / "matcalc" / "alexandria-binary-pbe-phonon-2025.1.json.gz"
 
 
 def main() -> None:

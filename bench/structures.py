@@ -6,14 +6,15 @@ import csv
 import gzip
 import random
 import sys
-from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mp_cgcnn_36k.csv.gz"
+from matserve.shared_data import SHARED_DATA
+
+DATA = SHARED_DATA / "mp_cgcnn_36k.csv.gz"
 
 
 def mp_crystals(count: int, min_atoms: int = 1, max_atoms: int = 32, max_z: int = 83, seed: int = 0) -> list[Atoms]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from matserve.structures import System, isolated_atoms
+from matserve.structures import System
 
 CUTOFF = 8.0  # Å
 MAX_NEIGHBORS = 12
@@ -48,13 +48,14 @@ class CrystalGraph:
 def nearest_neighbor_edges(system: System, cutoff: float = CUTOFF,
                            max_neighbors: int = MAX_NEIGHBORS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(src, dst, bond vectors) of the k-nearest-neighbour graph, ties at the k-th distance kept."""
-    lonely = isolated_atoms(system, cutoff)
-    if lonely:
-        raise IsolatedAtomError(f"atom {lonely[0]} has no neighbour within {cutoff:g} Å")
     structure = system.to_pymatgen()
+    first_search = True
     while True:
         src, dst, images, distances = structure.get_neighbor_list(cutoff)  # pymatgen's fast cython search
         counts = np.bincount(src, minlength=system.n_atoms)
+        if first_search and counts.min() == 0:
+            raise IsolatedAtomError(f"atom {int(np.argmin(counts))} has no neighbour within {cutoff:g} Å")
+        first_search = False
         if counts.min() >= max_neighbors:
             break
         if cutoff >= MAX_CUTOFF:

@@ -40,8 +40,9 @@ from pymatgen.core import Structure
 from matserve.generator.cif_format import to_crystallm_cif
 from matserve.generator.model import GPT, GPTConfig
 from matserve.generator.tokenizer import Tokenizer
+from matserve.shared_data import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = SHARED_DATA
 DEFAULT_CSV = DATA / "mp_cgcnn_36k.csv.gz"
 DEFAULT_SPLITS = DATA / "mp_cgcnn_36k_splits.csv"
 DEFAULT_OUT = Path(__file__).resolve().parent / "weights" / "small.pt"

@@ -49,9 +49,10 @@ from matserve.properties.plmf.features import (
     structure_features,
 )
 from matserve.properties.plmf.fields import FIELDS, SERVED, FieldSpec, forward, inverse
+from matserve.shared_data import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository
-DATA = ROOT.parent / "shared" / "data"
+DATA = SHARED_DATA
 CACHE = ROOT / ".matserve" / "plmf_features"
 MODELS = Path(__file__).resolve().parent / "models"
 FEATURES_VERSION = 1
