@@ -7,14 +7,17 @@ Steps:
    CrystaLLM's CIF text (`cif_format.to_crystallm_cif`, symmetrized at symprec 0.1) and then
    token ids. That symmetrization takes 25-50 ms a structure on one shared core (about 25
    minutes for all 30,691), so by default a seeded subset of 12,000 is used, leaving most of
-   the hour to training; `--train-limit 0` takes all. The tokenized corpus is cached under
-   `.matserve/generator/` (a prefix of the seeded order, saved as it grows), so reruns skip it.
+   the hour to training; `--train-limit 0` takes all, and `--workers` converts in parallel.
+   The tokenized corpus is cached under `.matserve/generator/` (a prefix of the seeded order,
+   saved as it grows), so reruns skip it.
 2. Training: each example is one whole CIF starting at position 0, exactly as a prompt
    starts when sampling (CrystaLLM instead cuts random windows from the concatenated
    corpus; with little compute, aligned CIFs waste no steps on mid-CIF starts). Examples are
    grouped by length into batches of about `--batch-tokens` tokens, so padding is rare; the
    loss ignores padding. AdamW, linear warm-up, then a cosine decay over whichever runs out
    first, the wall-time limit or `--max-epochs`. Seeded.
+   `--init CKPT` starts from a checkpoint's weights (and shape) instead of random ones, so
+   a model can be trained on in stages; the earlier stages' records are kept under "init".
 3. Output: a CrystaLLM-format checkpoint (`{"model", "model_args", ...}`) with the run's
    record under "training" (parameters, tokens seen, wall time, validation loss).
 
@@ -24,8 +27,10 @@ The wall-time limit covers everything, the corpus preparation included.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
+import multiprocessing
 import random
 import time
 import warnings
@@ -37,6 +42,7 @@ import pandas as pd
 import torch
 from pymatgen.core import Structure
 
+from matserve.generator.checkpoint import clean_state_dict, config_from_model_args
 from matserve.generator.cif_format import to_crystallm_cif
 from matserve.generator.model import GPT, GPTConfig
 from matserve.generator.tokenizer import Tokenizer
@@ -88,8 +94,26 @@ def cif_tokens(cif: str, tokenizer: Tokenizer) -> list[int]:
         return tokenizer.encode(to_crystallm_cif(structure))
 
 
+@functools.lru_cache(maxsize=1)
+def process_tokenizer() -> Tokenizer:
+    """One tokenizer per (worker) process."""
+    return Tokenizer()
+
+
+def convert(item: tuple[str, str | None]) -> tuple[np.ndarray | None, str | None]:
+    """(token ids, None), or (None, why) when the CIF is absent or pymatgen cannot symmetrize
+    or write it. Module level so that worker processes can run it."""
+    material_id, cif = item
+    if cif is None:
+        return None, None
+    try:
+        return np.asarray(cif_tokens(cif, process_tokenizer()), dtype=np.uint16), None
+    except Exception as error:  # one bad structure must not stop the corpus
+        return None, f"skip {material_id}: {type(error).__name__}: {error}"
+
+
 def build_corpus(csv: Path, splits_csv: Path, split: str, limit: int | None, seed: int,
-                 cache_dir: Path = CACHE_DIR, save_every: int = 1000) -> Corpus:
+                 cache_dir: Path = CACHE_DIR, save_every: int = 1000, workers: int = 1) -> Corpus:
     """The tokenized corpus of a split, or of its first `limit` structures in a seeded shuffle.
 
     The cache holds a prefix of that shuffled order (saved every `save_every` structures), so
@@ -117,23 +141,23 @@ def build_corpus(csv: Path, splits_csv: Path, split: str, limit: int | None, see
 
     if done < len(wanted):
         cifs = load_cifs(csv, wanted[done:])
-        tokenizer = Tokenizer()
+        todo = [(material_id, cifs.get(material_id)) for material_id in wanted[done:]]
         start, failed = time.monotonic(), 0
-        for material_id in wanted[done:]:
+        pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
+        results = pool.imap(convert, todo, chunksize=8) if pool else map(convert, todo)  # in order
+        for (material_id, _), (tokens, problem) in zip(todo, results):
             done += 1
-            if material_id not in cifs:
-                continue
-            try:
-                tokens = cif_tokens(cifs[material_id], tokenizer)
-            except Exception as error:  # a structure pymatgen cannot symmetrize or write
+            if problem is not None:
                 failed += 1
-                print(f"  skip {material_id}: {type(error).__name__}: {error}", flush=True)
-                continue
-            kept.append(material_id)
-            chunks.append(np.asarray(tokens, dtype=np.uint16))
+                print(f"  {problem}", flush=True)
+            if tokens is not None:
+                kept.append(material_id)
+                chunks.append(tokens)
             if done % save_every == 0:
                 save()
                 print(f"  {split}: {done}/{len(wanted)} structures, {time.monotonic() - start:.0f} s", flush=True)
+        if pool:
+            pool.close()
         save()
         print(f"corpus {split}: converted up to {done} structures ({failed} failed) in "
               f"{time.monotonic() - start:.0f} s -> {path}", flush=True)
@@ -202,6 +226,19 @@ def learning_rate(progress: float, step: int, args: argparse.Namespace) -> float
     return args.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (args.lr - args.min_lr)
 
 
+def initial_model(args: argparse.Namespace) -> tuple[GPT, dict | None]:
+    """A fresh model of the requested shape, or the `--init` checkpoint's model and the record
+    of how that checkpoint was made (its own "init" chain included)."""
+    if args.init is None:
+        config = GPTConfig(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block_size,
+                           vocab_size=Tokenizer().vocab_size, dropout=0.0, bias=True)
+        return GPT(config), None
+    checkpoint = torch.load(args.init, map_location="cpu", weights_only=True)
+    model = GPT(config_from_model_args({**checkpoint["model_args"], "dropout": 0.0}))
+    model.load_state_dict({k: v.float() for k, v in clean_state_dict(checkpoint["model"]).items()})
+    return model, {"path": str(args.init), "training": checkpoint.get("training")}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
@@ -226,6 +263,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reserve-min", type=float, default=1.5, help="kept for the final loss and save")
     parser.add_argument("--eval-every-min", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="processes converting the corpus")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start from this checkpoint's weights; its shape replaces --n-layer/--n-head/--n-embd")
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--fp16", action="store_true", help="store the weights as float16")
     return parser.parse_args(argv)
@@ -238,17 +278,16 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
-    train = build_corpus(args.csv, args.splits, "train", args.train_limit or None, args.seed, args.cache_dir)
-    val = build_corpus(args.csv, args.splits, "val", args.val_limit, args.seed, args.cache_dir)
+    train = build_corpus(args.csv, args.splits, "train", args.train_limit or None, args.seed, args.cache_dir,
+                         workers=args.workers)
+    val = build_corpus(args.csv, args.splits, "val", args.val_limit, args.seed, args.cache_dir, workers=args.workers)
+    model, init_record = initial_model(args)
+    config = model.config
     lengths = train.lengths()
-    max_length = args.block_size + 1  # inputs are the CIF minus its last token
+    max_length = config.block_size + 1  # inputs are the CIF minus its last token
     usable = lengths <= max_length
     print(f"train: {int(usable.sum())} CIFs of <= {max_length} tokens ({int((~usable).sum())} longer left out), "
           f"{int(lengths[usable].sum())} tokens; prep took {time.monotonic() - started:.0f} s", flush=True)
-
-    config = GPTConfig(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block_size,
-                       vocab_size=Tokenizer().vocab_size, dropout=0.0, bias=True)
-    model = GPT(config)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
@@ -313,6 +352,7 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": args.threads,
         "seed": args.seed,
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "init": init_record,
     }
     state = {k: (v.half() if args.fp16 and v.is_floating_point() else v) for k, v in model.state_dict().items()}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,51 @@
+"""The training script's corpus (serial and parallel conversion agree) and its warm start."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from matserve.generator.checkpoint import save_checkpoint
+from matserve.generator.model import GPT, GPTConfig
+from matserve.generator.tokenizer import Tokenizer
+from matserve.generator.train import build_corpus, convert, initial_model, parse_args
+
+from .conftest import MP_CSV, SHARED
+
+
+def test_convert_gives_tokens_or_the_reason_it_could_not(mp_structures):
+    tokens, problem = convert(("mp-x", mp_structures["Si"].to(fmt="cif")))
+    assert problem is None and tokens.dtype == np.uint16
+    assert Tokenizer().decode(tokens.tolist()).startswith("data_Si")  # a conventional Si cell
+    assert convert(("mp-gone", None)) == (None, None)
+    tokens, problem = convert(("mp-bad", "not a CIF"))
+    assert tokens is None and problem.startswith("skip mp-bad: ")
+
+
+def test_parallel_conversion_gives_the_serial_corpus(tmp_path):
+    if not MP_CSV.exists():
+        pytest.skip(f"{MP_CSV} is not here")
+    splits = SHARED / "data" / "mp_cgcnn_36k_splits.csv"
+    serial = build_corpus(MP_CSV, splits, "val", 6, seed=3, cache_dir=tmp_path / "serial", workers=1)
+    parallel = build_corpus(MP_CSV, splits, "val", 6, seed=3, cache_dir=tmp_path / "parallel", workers=2)
+    assert len(serial) == 6 and serial.ids == parallel.ids
+    assert np.array_equal(serial.tokens, parallel.tokens) and np.array_equal(serial.offsets, parallel.offsets)
+    cached = build_corpus(MP_CSV, splits, "val", 4, seed=3, cache_dir=tmp_path / "serial")  # a prefix, from cache
+    assert cached.ids == serial.ids[:4] and np.array_equal(cached.tokens, serial.tokens[:cached.offsets[-1]])
+
+
+def test_init_starts_from_the_checkpoints_weights_and_shape(tmp_path):
+    torch.manual_seed(0)
+    earlier = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=64, vocab_size=371))
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, earlier, training={"val_loss": 0.5})
+
+    model, record = initial_model(parse_args(["--init", str(path), "--n-layer", "4"]))
+    assert model.config == earlier.config  # the checkpoint's shape, not the flags'
+    for name, value in earlier.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    assert record == {"path": str(path), "training": {"val_loss": 0.5}}
+
+    fresh, record = initial_model(parse_args(["--n-layer", "1", "--n-head", "2", "--n-embd", "32"]))
+    assert (fresh.config.n_layer, fresh.config.n_embd, record) == (1, 32, None)
