@@ -8,6 +8,8 @@ relative to the API base ``/v1``, as AFLOW-ML's is to its own base);
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Depends, Request
 
 from gateway.auth import require_api_key
@@ -44,13 +46,19 @@ def isolation_problem(system: System, model: PropertyModel) -> str | None:
     return None
 
 
-async def read_structure(request: Request, services: Services, model: PropertyModel) -> System:
-    system = parse_or_422(await structure_text(request))
+def checked_system(text: str, services: Services, model: PropertyModel) -> System:
+    """The structure of an uploaded file, or a 422 saying why the model cannot take it."""
+    system = parse_or_422(text)
     problem = (services.size_problem(system.n_atoms) or services.element_problem(system.numbers.tolist())
                or isolation_problem(system, model))
     if problem:
         raise _invalid_file(problem)
     return system
+
+
+async def read_structure(request: Request, services: Services, model: PropertyModel) -> System:
+    """Parsing and the neighbour search run in a worker thread: a large cell must not stall the event loop."""
+    return await asyncio.to_thread(checked_system, await structure_text(request), services, model)
 
 
 @router.post("/v1/{model}/prediction", dependencies=[Depends(require_api_key)])
