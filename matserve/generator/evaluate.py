@@ -1,12 +1,14 @@
 """Validity rate of a generator checkpoint (by default the embedded `small`) on held-out compositions.
 
-    python -m matserve.generator.evaluate [--count 200] [--seed 0] [--checkpoint PATH]
+    python -m matserve.generator.evaluate [--count 200] [--n 1] [--seed 0] [--checkpoint PATH]
 
 Takes `--count` structures from a seeded shuffle of the validation split of
 `mp_cgcnn_36k.csv.gz`; each gives a prompt of its composition and Z (formula units in the
 stored cell), no space group, as a CrystaLLM API request `{"comp", "z"}` would. One CIF is
 sampled per prompt (n=1; temperature 0.8, top-k 10, the `small` token cap of 1,200), then
 post-processed and checked as `/v1/generate` does. Prints the rate and the failed checks.
+With `--n N`, N candidates are sampled per prompt and a composition counts as solved when
+one of them is valid, as `/v1/generate` with `"n": N` returns the first valid candidate.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--checkpoint", type=Path, default=EMBEDDED_SMALL)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n", type=int, default=1, help="candidates sampled per composition")
     parser.add_argument("--batch", type=int, default=25, help="prompts sampled together")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="write every generation and its checks (JSON)")
@@ -80,7 +83,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     model = load_checkpoint(args.checkpoint)
     tokenizer = Tokenizer()
-    cases = validation_prompts(args.count, args.seed)
+    compositions = validation_prompts(args.count, args.seed)
+    cases = [dict(case, candidate=k) for case in compositions for k in range(args.n)]
     started = time.monotonic()
     for first in range(0, len(cases), args.batch):
         batch = cases[first:first + args.batch]
@@ -98,11 +102,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     failures = Counter(message.split(":")[0] for case in cases for message in case["messages"])
     valid = sum(case["valid"] for case in cases)
+    solved = len({case["material_id"] for case in cases if case["valid"]})
     summary = {
         "checkpoint": str(args.checkpoint),
-        "compositions": len(cases),
+        "compositions": len(compositions),
+        "candidates_per_composition": args.n,
         "valid": valid,
         "validity_rate": valid / len(cases),
+        "compositions_with_a_valid_candidate": solved,
         "stopped": sum(case["finish"] == "stop" for case in cases),
         "failed_checks": dict(failures.most_common()),
         "sampling_s": round(sampled - started, 1),
@@ -113,6 +120,9 @@ def main(argv: list[str] | None = None) -> dict:
         args.out.write_text(json.dumps(cases, indent=1))
     print(json.dumps(summary, indent=1))
     print(f"validity rate: {valid}/{len(cases)} = {valid / len(cases):.3f}")
+    if args.n > 1:
+        print(f"compositions with a valid candidate of {args.n}: {solved}/{len(compositions)} "
+              f"= {solved / len(compositions):.3f}")
     return summary
 
 
