@@ -4,7 +4,8 @@
 
 Takes `--count` structures from a seeded shuffle of the validation split of
 `mp_cgcnn_36k.csv.gz`; each gives a prompt of its composition and Z (formula units in the
-stored cell), no space group, as a CrystaLLM API request `{"comp", "z"}` would. One CIF is
+stored cell; `--z-from symmetrized`: of the symmetrized cell, as in the training CIFs), no
+space group, as a CrystaLLM API request `{"comp", "z"}` would. One CIF is
 sampled per prompt (n=1; temperature 0.8, top-k 10, the `small` token cap of 1,200), then
 post-processed and checked as `/v1/generate` does. Prints the rate and the failed checks.
 With `--n N`, N candidates are sampled per prompt and a composition counts as solved when
@@ -23,10 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from pymatgen.core import Structure
+from pymatgen.core import Composition, Structure
 
 from matserve.generator.checkpoint import load_checkpoint
-from matserve.generator.cif_format import postprocess
+from matserve.generator.cif_format import postprocess, to_crystallm_cif
 from matserve.generator.prompt import build_prompt
 from matserve.generator.sampler import SamplingParams, generate
 from matserve.generator.service import EMBEDDED_SMALL, LIMITS
@@ -35,8 +36,18 @@ from matserve.generator.train import DEFAULT_CSV, DEFAULT_SPLITS, split_ids
 from matserve.generator.validity import validate
 
 
-def validation_prompts(count: int, seed: int, csv: Path = DEFAULT_CSV, splits: Path = DEFAULT_SPLITS) -> list[dict]:
-    """`count` held-out compositions as {"material_id", "comp", "z", "prompt"}, in a seeded order."""
+def symmetrized_z(structure: Structure) -> int:
+    """Formula units in the cell CrystaLLM's CIF of this structure has (the symmetrized,
+    conventional cell its training text would show), which can exceed the stored cell's."""
+    data_line = to_crystallm_cif(structure).split("\n", 1)[0]
+    return int(Composition(data_line.removeprefix("data_")).get_reduced_composition_and_factor()[1])
+
+
+def validation_prompts(count: int, seed: int, csv: Path = DEFAULT_CSV, splits: Path = DEFAULT_SPLITS,
+                       z_from: str = "cell") -> list[dict]:
+    """`count` held-out compositions as {"material_id", "comp", "z", "prompt"}, in a seeded order.
+
+    Z is that of the stored cell (`z_from="cell"`) or of the symmetrized cell ("symmetrized")."""
     ids = split_ids(splits, "val")
     random.Random(seed).shuffle(ids)
     frame = pd.read_csv(csv, usecols=["material_id", "cif"]).set_index("material_id")
@@ -49,6 +60,8 @@ def validation_prompts(count: int, seed: int, csv: Path = DEFAULT_CSV, splits: P
             structure = Structure.from_str(frame.loc[material_id, "cif"], fmt="cif")
         reduced, z = structure.composition.get_reduced_composition_and_factor()
         comp = "".join(f"{element}{int(amount)}" for element, amount in reduced.items())
+        if z_from == "symmetrized":
+            z = symmetrized_z(structure)
         try:
             prompt = build_prompt(comp, int(z))
         except ValueError:  # an element outside the vocabulary
@@ -75,6 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=1, help="candidates sampled per composition")
+    parser.add_argument("--z-from", choices=["cell", "symmetrized"], default="cell",
+                        help="Z of the stored cell, or of the symmetrized cell the training CIFs show")
     parser.add_argument("--batch", type=int, default=25, help="prompts sampled together")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="write every generation and its checks (JSON)")
@@ -83,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     model = load_checkpoint(args.checkpoint)
     tokenizer = Tokenizer()
-    compositions = validation_prompts(args.count, args.seed)
+    compositions = validation_prompts(args.count, args.seed, z_from=args.z_from)
     cases = [dict(case, candidate=k) for case in compositions for k in range(args.n)]
     started = time.monotonic()
     for first in range(0, len(cases), args.batch):
@@ -115,6 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
         "sampling_s": round(sampled - started, 1),
         "checking_s": round(checked - sampled, 1),
         "seed": args.seed,
+        "z_from": args.z_from,
     }
     if args.out is not None:
         args.out.write_text(json.dumps(cases, indent=1))

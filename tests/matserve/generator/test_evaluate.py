@@ -1,0 +1,21 @@
+"""Pieces of the validity evaluation script."""
+
+from __future__ import annotations
+
+from pymatgen.core import Lattice, Structure
+
+from matserve.generator.evaluate import check, symmetrized_z
+
+
+def test_symmetrized_z_counts_formula_units_of_the_conventional_cell():
+    primitive_cu = Structure(Lattice.from_parameters(2.55, 2.55, 2.55, 60, 60, 60), ["Cu"], [[0, 0, 0]])
+    assert primitive_cu.composition.get_reduced_composition_and_factor()[1] == 1
+    assert symmetrized_z(primitive_cu) == 4  # fcc: four atoms in the cubic cell
+    rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert symmetrized_z(rocksalt) == 4
+
+
+def test_check_judges_text_as_the_api_does(crystallm_cifs):
+    assert check(crystallm_cifs["BaTe"]) == (True, [])
+    valid, messages = check("data_BaTe\n_cell_length_a 5.0\n\n")
+    assert not valid and messages[0].startswith("cif: ")
