@@ -12,9 +12,7 @@ from ase import Atoms
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from matserve.shared_data import SHARED_DATA
-
-DATA = SHARED_DATA / "mp_cgcnn_36k.csv.gz"
+from matserve.shared_data import MP_STRUCTURES as DATA
 
 
 def mp_crystals(count: int, min_atoms: int = 1, max_atoms: int = 32, max_z: int = 83, seed: int = 0) -> list[Atoms]:

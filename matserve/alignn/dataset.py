@@ -20,11 +20,10 @@ from matserve.alignn.features import atom_features
 from matserve.alignn.graph import CrystalGraph, line_graph, nearest_neighbor_edges
 from matserve.alignn.model import GraphBatch, pack_graphs
 from matserve.structures import System
-from matserve.shared_data import SHARED_DATA
+from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
 
-DATA_DIR = SHARED_DATA
-STRUCTURES_FILE = DATA_DIR / "mp_cgcnn_36k.csv.gz"
-SPLITS_FILE = DATA_DIR / "mp_cgcnn_36k_splits.csv"
+STRUCTURES_FILE = MP_STRUCTURES
+SPLITS_FILE = MP_SPLITS
 CACHE_DIR = Path(".matserve") / "alignn"
 
 

@@ -46,11 +46,10 @@ from matserve.generator.checkpoint import clean_state_dict, config_from_model_ar
 from matserve.generator.cif_format import to_crystallm_cif
 from matserve.generator.model import GPT, GPTConfig
 from matserve.generator.tokenizer import Tokenizer
-from matserve.shared_data import SHARED_DATA
+from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
 
-DATA = SHARED_DATA
-DEFAULT_CSV = DATA / "mp_cgcnn_36k.csv.gz"
-DEFAULT_SPLITS = DATA / "mp_cgcnn_36k_splits.csv"
+DEFAULT_CSV = MP_STRUCTURES
+DEFAULT_SPLITS = MP_SPLITS
 DEFAULT_OUT = Path(__file__).resolve().parent / "weights" / "small.pt"
 CACHE_DIR = Path(".matserve") / "generator"
 

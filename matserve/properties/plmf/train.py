@@ -49,7 +49,7 @@ from matserve.properties.plmf.features import (
     structure_features,
 )
 from matserve.properties.plmf.fields import FIELDS, SERVED, FieldSpec, forward, inverse
-from matserve.shared_data import SHARED_DATA
+from matserve.shared_data import MP_SPLITS, MP_STRUCTURES, SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository
 DATA = SHARED_DATA
@@ -149,8 +149,8 @@ def _gap_rows() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """mp_cgcnn_36k joined to its split, and the two seeded row selections: the first (seed 0:
     GAP_TRAIN_ROWS train, GAP_VAL_ROWS val, all test rows) and a second batch of training rows
     (seed 1: GAP_EXTRA_TRAIN_ROWS of the training rows not yet chosen), featurised later."""
-    frame = pd.read_csv(DATA / "mp_cgcnn_36k.csv.gz", usecols=["material_id", "band_gap", "cif"])
-    splits = pd.read_csv(DATA / "mp_cgcnn_36k_splits.csv", usecols=["material_id", "split"])
+    frame = pd.read_csv(MP_STRUCTURES, usecols=["material_id", "band_gap", "cif"])
+    splits = pd.read_csv(MP_SPLITS, usecols=["material_id", "split"])
     frame = frame.merge(splits, on="material_id").sort_values("material_id").reset_index(drop=True)
     rng = np.random.default_rng(SEED)
     first = []
