@@ -3,7 +3,8 @@
 - ``submit`` stores the job (PENDING) and queues it locally.
 - Workers mark it STARTED, call the model, store SUCCESS or FAILURE with an expiry.
 - On start, and then every ``sweep_s``: heartbeat; queue this replica's own unfinished
-  jobs that no local worker holds (a restart re-runs what was PENDING or STARTED);
+  jobs that no local worker holds, oldest first (a restart re-runs what was PENDING or
+  STARTED in the order it was submitted);
   adopt unfinished jobs of replicas whose heartbeat is older than ``orphan_after_s``;
   delete expired results.
 """
@@ -75,7 +76,7 @@ class JobRunner:
     async def sweep(self) -> None:
         now = time.time()
         await self.store.heartbeat(self.replica_id, now)
-        for job in await self.store.unfinished():
+        for job in sorted(await self.store.unfinished(), key=lambda job: job.created):
             if job.owner == self.replica_id:
                 self._enqueue(job.id)
                 continue

@@ -70,6 +70,28 @@ def test_a_restarted_replica_runs_its_pending_and_started_jobs(tmp_path):
     assert [j.status for j in asyncio.run(scenario())] == [JobStatus.SUCCESS, JobStatus.SUCCESS]
 
 
+def test_a_restarted_replica_runs_its_jobs_in_the_order_they_were_submitted(tmp_path):
+    ran = []
+
+    async def record(model, structure):
+        ran.append(structure["numbers"][0])
+        return "ok", {}
+
+    async def scenario():
+        store = SQLiteJobStore(tmp_path / "jobs.sqlite3")
+        jobs = [Job(Job.new_id(), "mfd", {**STRUCTURE, "numbers": [number]}, owner="r1", created=1000.0 + number)
+                for number in (5, 3, 8, 1, 9, 2)]
+        for job in jobs:
+            await store.add(job)
+        runner = JobRunner(store, record, "r1", workers=1)
+        await runner.start()
+        await wait_finished(store, [job.id for job in jobs])
+        await runner.stop()
+
+    asyncio.run(scenario())
+    assert ran == [1, 2, 3, 5, 8, 9]
+
+
 def test_jobs_of_a_silent_replica_are_adopted_but_a_live_ones_are_not(tmp_path):
     async def scenario():
         store = SQLiteJobStore(tmp_path / "jobs.sqlite3")
