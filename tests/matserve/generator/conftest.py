@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import pytest
 from pymatgen.core import Structure
 
-SHARED = Path(__file__).resolve().parents[4] / "shared"
-VOCAB_TXT = SHARED / "crystallm" / "vocab.txt"
-MP_CSV = SHARED / "data" / "mp_cgcnn_36k.csv.gz"
+from matserve.shared_data import MP_STRUCTURES, SHARED_DATA
+
+VOCAB_TXT = SHARED_DATA.parent / "crystallm" / "vocab.txt"
 
 # Rows of mp_cgcnn_36k.csv.gz the tests use: BaTe (Fm-3m), Hf2S (P6_3/mmc), Si, H2CO3 (with H), CaFeO3.
 MP_ROWS = {"BaTe": 1, "Hf2S": 2, "Si": 22, "H2CO3": 19, "CaFeO3": 24}
@@ -19,11 +18,11 @@ MP_ROWS = {"BaTe": 1, "Hf2S": 2, "Si": 22, "H2CO3": 19, "CaFeO3": 24}
 @pytest.fixture(scope="session")
 def mp_structures() -> dict[str, Structure]:
     """A few Materials Project crystals, by reduced formula (only the first rows are read)."""
-    if not MP_CSV.exists():
-        pytest.skip(f"{MP_CSV} is not here")
+    if not MP_STRUCTURES.exists():
+        pytest.skip(f"{MP_STRUCTURES} is not here")
     import pandas as pd
 
-    table = pd.read_csv(MP_CSV, nrows=max(MP_ROWS.values()) + 1, usecols=["material_id", "cif"])
+    table = pd.read_csv(MP_STRUCTURES, nrows=max(MP_ROWS.values()) + 1, usecols=["material_id", "cif"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         structures = {name: Structure.from_str(table["cif"][row], fmt="cif") for name, row in MP_ROWS.items()}

@@ -10,8 +10,7 @@ from matserve.generator.checkpoint import save_checkpoint
 from matserve.generator.model import GPT, GPTConfig
 from matserve.generator.tokenizer import Tokenizer
 from matserve.generator.train import build_corpus, convert, initial_model, parse_args
-
-from .conftest import MP_CSV, SHARED
+from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
 
 
 def test_convert_gives_tokens_or_the_reason_it_could_not(mp_structures):
@@ -24,14 +23,14 @@ def test_convert_gives_tokens_or_the_reason_it_could_not(mp_structures):
 
 
 def test_parallel_conversion_gives_the_serial_corpus(tmp_path):
-    if not MP_CSV.exists():
-        pytest.skip(f"{MP_CSV} is not here")
-    splits = SHARED / "data" / "mp_cgcnn_36k_splits.csv"
-    serial = build_corpus(MP_CSV, splits, "val", 6, seed=3, cache_dir=tmp_path / "serial", workers=1)
-    parallel = build_corpus(MP_CSV, splits, "val", 6, seed=3, cache_dir=tmp_path / "parallel", workers=2)
+    if not MP_STRUCTURES.exists():
+        pytest.skip(f"{MP_STRUCTURES} is not here")
+    serial = build_corpus(MP_STRUCTURES, MP_SPLITS, "val", 6, seed=3, cache_dir=tmp_path / "serial", workers=1)
+    parallel = build_corpus(MP_STRUCTURES, MP_SPLITS, "val", 6, seed=3, cache_dir=tmp_path / "parallel", workers=2)
     assert len(serial) == 6 and serial.ids == parallel.ids
     assert np.array_equal(serial.tokens, parallel.tokens) and np.array_equal(serial.offsets, parallel.offsets)
-    cached = build_corpus(MP_CSV, splits, "val", 4, seed=3, cache_dir=tmp_path / "serial")  # a prefix, from cache
+    # A prefix of the cached corpus.
+    cached = build_corpus(MP_STRUCTURES, MP_SPLITS, "val", 4, seed=3, cache_dir=tmp_path / "serial")
     assert cached.ids == serial.ids[:4] and np.array_equal(cached.tokens, serial.tokens[:cached.offsets[-1]])
 
 
