@@ -19,6 +19,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 from pymatgen.analysis.local_env import CrystalNN
 from pymatgen.core import Composition, Element, Structure
 from pymatgen.io.cif import CifParser
@@ -144,7 +145,9 @@ def _check_bonds(structure: Structure) -> str | None:
             expected = expected_bond_length(a, b)
             if expected is None:
                 continue
-            length = site.distance(info["site"])
+            # The neighbour is a periodic image; min-image distance would make a bond to the
+            # site's own image (along a short axis) 0 Å.
+            length = float(np.linalg.norm(info["site"].coords - site.coords))
             ratio = length / expected
             if "H" in (a.symbol, b.symbol):
                 ok = ratio < HYDROGEN_BOND_FACTOR

@@ -1,7 +1,7 @@
 import pytest
-from pymatgen.core import Element
+from pymatgen.core import Element, Lattice, Structure
 
-from matserve.generator.cif_format import postprocess
+from matserve.generator.cif_format import postprocess, to_crystallm_cif
 from matserve.generator.validity import expected_bond_length, validate
 
 
@@ -13,6 +13,16 @@ def test_real_crystals_pass(crystallm_cifs):
     for name, cif in crystallm_cifs.items():
         result = validate(postprocess(cif))
         assert result.valid and result.messages == (), name
+
+
+def test_bonds_to_a_sites_own_periodic_image_have_their_real_length():
+    # hcp Mg (a 3.21 Å, c 5.21 Å): six of each atom's twelve neighbours are its own images along a
+    magnesium = Structure.from_spacegroup("P6_3/mmc", Lattice.hexagonal(3.21, 5.21), ["Mg"], [[1 / 3, 2 / 3, 1 / 4]])
+    result = validate(postprocess(to_crystallm_cif(magnesium)))
+    assert result.valid and result.messages == ()
+    squeezed = Structure.from_spacegroup("P6_3/mmc", Lattice.hexagonal(2.0, 5.21), ["Mg"], [[1 / 3, 2 / 3, 1 / 4]])
+    (message,) = validate(postprocess(to_crystallm_cif(squeezed))).messages
+    assert "Mg-Mg 2.00 Å, expected 3.00 Å" in message
 
 
 @pytest.fixture(scope="module")
