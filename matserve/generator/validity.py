@@ -36,6 +36,9 @@ IONIC_ELECTRONEGATIVITY_GAP = 1.7
 # about 115 Å³ per atom), while CrystalNN's time grows with a cell's void: rock salt with its
 # c axis stretched took 1 s at 377 Å³ per atom, 8 s at 940 and over 3 minutes at 1900.
 MAX_VOLUME_PER_ATOM = 200.0  # Å³
+# Sites closer than this (fractional) are one site. Four-decimal coordinates put the images
+# of a special position such as (x, 2x, z) up to ~1e-4 apart, past pymatgen's default 1e-4.
+SITE_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ def validate(cif: str) -> Validity:
         messages = [cell, _check_formula(cif, block), _check_multiplicity(block)]
         if cell is None:  # CrystalNN ran over 10 minutes on a rock salt with a 1200 Å c axis
             try:
-                structure = CifParser.from_str(cif).parse_structures(primitive=False)[0]
+                parser = CifParser.from_str(cif, site_tolerance=SITE_TOLERANCE)
+                structure = parser.parse_structures(primitive=False)[0]
             except Exception as error:
                 messages.append(f"structure: pymatgen cannot build it ({error})")
             else:

@@ -25,6 +25,44 @@ def test_bonds_to_a_sites_own_periodic_image_have_their_real_length():
     assert "Mg-Mg 2.00 Å, expected 3.00 Å" in message
 
 
+# mp-28865 as CrystaLLM writes it: Cl2 sits on (x, 2x, z), but 2 x 0.0983 is not 0.1967
+OS_S2_CL12 = """data_Os3S6Cl36
+_symmetry_space_group_name_H-M R-3m
+_cell_length_a 10.7046
+_cell_length_b 10.7046
+_cell_length_c 17.2711
+_cell_angle_alpha 90.0000
+_cell_angle_beta 90.0000
+_cell_angle_gamma 120.0000
+_symmetry_Int_Tables_number 166
+_chemical_formula_structural Os(SCl6)2
+_chemical_formula_sum 'Os3 S6 Cl36'
+_cell_volume 1713.9303
+_cell_formula_units_Z 3
+loop_
+_symmetry_equiv_pos_site_id
+_symmetry_equiv_pos_as_xyz
+1 'x, y, z'
+loop_
+_atom_site_type_symbol
+_atom_site_label
+_atom_site_symmetry_multiplicity
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_occupancy
+Os Os0 3 0.0000 0.0000 0.0000 1.0
+S S1 6 0.0000 0.0000 0.2087 1.0
+Cl Cl2 18 0.0983 0.1967 0.7372 1.0
+Cl Cl3 18 0.1025 0.2051 0.0794 1.0
+"""
+
+
+def test_rounded_special_positions_are_one_site_each():
+    result = validate(postprocess(OS_S2_CL12))
+    assert result.valid and result.messages == ()
+
+
 @pytest.fixture(scope="module")
 def bate(crystallm_cifs) -> str:
     return crystallm_cifs["BaTe"]
