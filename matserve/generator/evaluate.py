@@ -10,6 +10,8 @@ sampled per prompt (n=1; temperature 0.8, top-k 10, the `small` token cap of 1,2
 post-processed and checked as `/v1/generate` does. Prints the rate and the failed checks.
 With `--n N`, N candidates are sampled per prompt and a composition counts as solved when
 one of them is valid, as `/v1/generate` with `"n": N` returns the first valid candidate.
+With `--reference`, nothing is sampled: the validation CIFs themselves, written as
+CrystaLLM writes them, are checked, which is the rate a perfect generator would reach.
 """
 
 from __future__ import annotations
@@ -44,10 +46,11 @@ def symmetrized_z(structure: Structure) -> int:
 
 
 def validation_prompts(count: int, seed: int, csv: Path = DEFAULT_CSV, splits: Path = DEFAULT_SPLITS,
-                       z_from: str = "cell") -> list[dict]:
+                       z_from: str = "cell", with_reference: bool = False) -> list[dict]:
     """`count` held-out compositions as {"material_id", "comp", "z", "prompt"}, in a seeded order.
 
-    Z is that of the stored cell (`z_from="cell"`) or of the symmetrized cell ("symmetrized")."""
+    Z is that of the stored cell (`z_from="cell"`) or of the symmetrized cell ("symmetrized").
+    `with_reference` adds "reference": the structure itself as CrystaLLM training text."""
     ids = split_ids(splits, "val")
     random.Random(seed).shuffle(ids)
     frame = pd.read_csv(csv, usecols=["material_id", "cif"]).set_index("material_id")
@@ -67,6 +70,10 @@ def validation_prompts(count: int, seed: int, csv: Path = DEFAULT_CSV, splits: P
         except ValueError:  # an element outside the vocabulary
             continue
         out.append({"material_id": material_id, "comp": comp, "z": int(z), "prompt": prompt})
+        if with_reference:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out[-1]["reference"] = to_crystallm_cif(structure)
         if len(out) == count:
             break
     return out
@@ -82,6 +89,21 @@ def check(text: str) -> tuple[bool, list[str]]:
     return validity.valid, list(validity.messages)
 
 
+def sample(cases: list[dict], checkpoint: Path, batch_size: int, seed: int) -> None:
+    """Add "generated", "finish" and "tokens" to each case: one CIF sampled from its prompt."""
+    model = load_checkpoint(checkpoint)
+    tokenizer = Tokenizer()
+    for first in range(0, len(cases), batch_size):
+        batch = cases[first:first + batch_size]
+        encoded = [tokenizer.encode(case["prompt"]) for case in batch]
+        params = SamplingParams(max_new_tokens=LIMITS["small"].max_tokens - max(len(e) for e in encoded),
+                                seed=seed + first)
+        for case, prompt, generation in zip(batch, encoded, generate(model, encoded, params)):
+            case["generated"] = case["prompt"] + tokenizer.decode(generation.tokens)
+            case["finish"] = generation.finish_reason
+            case["tokens"] = len(prompt) + len(generation.tokens)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=EMBEDDED_SMALL)
@@ -90,26 +112,24 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n", type=int, default=1, help="candidates sampled per composition")
     parser.add_argument("--z-from", choices=["cell", "symmetrized"], default="cell",
                         help="Z of the stored cell, or of the symmetrized cell the training CIFs show")
+    parser.add_argument("--reference", action="store_true",
+                        help="check the validation CIFs themselves instead of sampling: what the checks "
+                             "let a perfect generator reach")
     parser.add_argument("--batch", type=int, default=25, help="prompts sampled together")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="write every generation and its checks (JSON)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    model = load_checkpoint(args.checkpoint)
-    tokenizer = Tokenizer()
-    compositions = validation_prompts(args.count, args.seed, z_from=args.z_from)
+    compositions = validation_prompts(args.count, args.seed, z_from=args.z_from, with_reference=args.reference)
     cases = [dict(case, candidate=k) for case in compositions for k in range(args.n)]
     started = time.monotonic()
-    for first in range(0, len(cases), args.batch):
-        batch = cases[first:first + args.batch]
-        encoded = [tokenizer.encode(case["prompt"]) for case in batch]
-        params = SamplingParams(max_new_tokens=LIMITS["small"].max_tokens - max(len(e) for e in encoded),
-                                seed=args.seed + first)
-        for case, prompt, generation in zip(batch, encoded, generate(model, encoded, params)):
-            case["generated"] = case["prompt"] + tokenizer.decode(generation.tokens)
-            case["finish"] = generation.finish_reason
-            case["tokens"] = len(prompt) + len(generation.tokens)
+    if args.reference:
+        tokenizer = Tokenizer()
+        for case in cases:
+            case.update(generated=case["reference"], finish="stop", tokens=len(tokenizer.encode(case["reference"])))
+    else:
+        sample(cases, args.checkpoint, args.batch, args.seed)
     sampled = time.monotonic()
     for case in cases:
         case["valid"], case["messages"] = check(case["generated"])
@@ -119,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     valid = sum(case["valid"] for case in cases)
     solved = len({case["material_id"] for case in cases if case["valid"]})
     summary = {
-        "checkpoint": str(args.checkpoint),
+        "checkpoint": "reference CIFs" if args.reference else str(args.checkpoint),
         "compositions": len(compositions),
         "candidates_per_composition": args.n,
         "valid": valid,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from pymatgen.core import Lattice, Structure
 
-from matserve.generator.evaluate import check, symmetrized_z
+from matserve.generator.evaluate import check, main, symmetrized_z
+from matserve.shared_data import MP_STRUCTURES
 
 
 def test_symmetrized_z_counts_formula_units_of_the_conventional_cell():
@@ -19,3 +23,14 @@ def test_check_judges_text_as_the_api_does(crystallm_cifs):
     assert check(crystallm_cifs["BaTe"]) == (True, [])
     valid, messages = check("data_BaTe\n_cell_length_a 5.0\n\n")
     assert not valid and messages[0].startswith("cif: ")
+
+
+def test_reference_checks_the_validation_cifs_themselves(tmp_path):
+    if not MP_STRUCTURES.exists():
+        pytest.skip(f"{MP_STRUCTURES} is not here")
+    summary = main(["--reference", "--count", "3", "--z-from", "symmetrized", "--out", str(tmp_path / "cases.json")])
+    assert summary["checkpoint"] == "reference CIFs" and summary["compositions"] == 3
+    assert summary["valid"] == 3 and summary["failed_checks"] == {}
+    cases = json.loads((tmp_path / "cases.json").read_text())
+    assert [case["generated"] for case in cases] == [case["reference"] for case in cases]
+    assert all(case["generated"].startswith(case["prompt"].split("\n")[0] + "\n") for case in cases)  # same Z
