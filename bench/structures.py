@@ -12,13 +12,13 @@ from ase import Atoms
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from matserve.shared_data import MP_STRUCTURES as DATA
+from matserve.shared_data import MP_STRUCTURES
 
 
 def mp_crystals(count: int, min_atoms: int = 1, max_atoms: int = 32, max_z: int = 83, seed: int = 0) -> list[Atoms]:
     """``count`` MP crystals with ``min_atoms``–``max_atoms`` atoms (elements up to Bi), drawn with ``seed``."""
     csv.field_size_limit(sys.maxsize)
-    with gzip.open(DATA, "rt") as handle:
+    with gzip.open(MP_STRUCTURES, "rt") as handle:
         rows = list(csv.DictReader(handle))
     random.Random(seed).shuffle(rows)
     chosen: list[Atoms] = []

@@ -22,8 +22,6 @@ from matserve.alignn.model import GraphBatch, pack_graphs
 from matserve.structures import System
 from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
 
-STRUCTURES_FILE = MP_STRUCTURES
-SPLITS_FILE = MP_SPLITS
 CACHE_DIR = Path(".matserve") / "alignn"
 
 
@@ -47,8 +45,8 @@ class Example:
 
 def labelled_split(target: str = "formation_energy_per_atom") -> pd.DataFrame:
     """Rows of mp_cgcnn_36k with a ``split`` column (materials missing from the split file dropped)."""
-    structures = pd.read_csv(STRUCTURES_FILE, usecols=["material_id", target, "cif"])
-    splits = pd.read_csv(SPLITS_FILE, usecols=["material_id", "split"])
+    structures = pd.read_csv(MP_STRUCTURES, usecols=["material_id", target, "cif"])
+    splits = pd.read_csv(MP_SPLITS, usecols=["material_id", "split"])
     return structures.merge(splits, on="material_id").rename(columns={target: "target"})
 
 

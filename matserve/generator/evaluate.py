@@ -34,18 +34,26 @@ from matserve.generator.prompt import build_prompt
 from matserve.generator.sampler import SamplingParams, generate
 from matserve.generator.service import EMBEDDED_SMALL, LIMITS
 from matserve.generator.tokenizer import Tokenizer
-from matserve.generator.train import DEFAULT_CSV, DEFAULT_SPLITS, split_ids
+from matserve.generator.train import split_ids
 from matserve.generator.validity import validate
+from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
+
+
+def formula_units(crystallm_cif: str) -> int:
+    """Z of a CrystaLLM CIF's cell, read from its `data_` line (the cell composition)."""
+    data_line = crystallm_cif.split("\n", 1)[0]
+    return int(Composition(data_line.removeprefix("data_")).get_reduced_composition_and_factor()[1])
 
 
 def symmetrized_z(structure: Structure) -> int:
     """Formula units in the cell CrystaLLM's CIF of this structure has (the symmetrized,
     conventional cell its training text would show), which can exceed the stored cell's."""
-    data_line = to_crystallm_cif(structure).split("\n", 1)[0]
-    return int(Composition(data_line.removeprefix("data_")).get_reduced_composition_and_factor()[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return formula_units(to_crystallm_cif(structure))
 
 
-def validation_prompts(count: int, seed: int, csv: Path = DEFAULT_CSV, splits: Path = DEFAULT_SPLITS,
+def validation_prompts(count: int, seed: int, csv: Path = MP_STRUCTURES, splits: Path = MP_SPLITS,
                        z_from: str = "cell", with_reference: bool = False) -> list[dict]:
     """`count` held-out compositions as {"material_id", "comp", "z", "prompt"}, in a seeded order.
 
@@ -61,19 +69,19 @@ def validation_prompts(count: int, seed: int, csv: Path = DEFAULT_CSV, splits: P
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             structure = Structure.from_str(frame.loc[material_id, "cif"], fmt="cif")
+            # The training text of this crystal, written only when Z or the reference needs it.
+            reference = to_crystallm_cif(structure) if with_reference or z_from == "symmetrized" else None
         reduced, z = structure.composition.get_reduced_composition_and_factor()
         comp = "".join(f"{element}{int(amount)}" for element, amount in reduced.items())
         if z_from == "symmetrized":
-            z = symmetrized_z(structure)
+            z = formula_units(reference)
         try:
             prompt = build_prompt(comp, int(z))
         except ValueError:  # an element outside the vocabulary
             continue
         out.append({"material_id": material_id, "comp": comp, "z": int(z), "prompt": prompt})
         if with_reference:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out[-1]["reference"] = to_crystallm_cif(structure)
+            out[-1]["reference"] = reference
         if len(out) == count:
             break
     return out

@@ -48,8 +48,6 @@ from matserve.generator.model import GPT, GPTConfig
 from matserve.generator.tokenizer import Tokenizer
 from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
 
-DEFAULT_CSV = MP_STRUCTURES
-DEFAULT_SPLITS = MP_SPLITS
 DEFAULT_OUT = Path(__file__).resolve().parent / "weights" / "small.pt"
 CACHE_DIR = Path(".matserve") / "generator"
 
@@ -240,8 +238,8 @@ def initial_model(args: argparse.Namespace) -> tuple[GPT, dict | None]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
-    parser.add_argument("--splits", type=Path, default=DEFAULT_SPLITS)
+    parser.add_argument("--csv", type=Path, default=MP_STRUCTURES)
+    parser.add_argument("--splits", type=Path, default=MP_SPLITS)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     parser.add_argument("--train-limit", type=int, default=12000,

@@ -55,14 +55,14 @@ def validate(cif: str) -> Validity:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            block = next(iter(CifParser.from_str(cif).as_dict().values()))
+            parser = CifParser.from_str(cif, site_tolerance=SITE_TOLERANCE)
+            block = next(iter(parser.as_dict().values()))
         except Exception as error:  # pymatgen raises many kinds on malformed text
             return Validity((f"cif: cannot be read ({error})",))
         cell = _check_cell(block)
         messages = [cell, _check_formula(cif, block), _check_multiplicity(block)]
         if cell is None:  # CrystalNN ran over 10 minutes on a rock salt with a 1200 Å c axis
             try:
-                parser = CifParser.from_str(cif, site_tolerance=SITE_TOLERANCE)
                 structure = parser.parse_structures(primitive=False)[0]
             except Exception as error:
                 messages.append(f"structure: pymatgen cannot build it ({error})")
