@@ -1,10 +1,14 @@
 """Generator speed: the KV-cached batched sampler against the plain no-cache, batch-1 loop.
 
 Same weights (the embedded `small` by default), same prompts (compositions from the
-validation split with their Z, no space group), same seeds, so both write the same tokens
-(sequence i of a batch equals `generate_reference(..., sequence=i)`). Each row runs until its
-CIF ends (two newlines) or the `small` cap of 1,200 tokens. Prints generated tokens per
-second for the plain loop and for the cached sampler at batch 1, 8, 16 and 32, and the ratios.
+validation split with their Z, no space group), same sampling parameters; prompt i always
+draws from the seed `--seed` + i, in the plain loop and in every batch, so the tokens must be
+the same: the first `--reference-prompts` rows of every run are checked against the plain
+loop (the script fails if one differs). Each row runs until its CIF ends (two newlines) or
+the `small` cap of 1,200 tokens, which the 1,024-token context of the embedded model cuts to
+1,024. Prints generated tokens per second for the plain loop and for the cached sampler at
+batch 1, 8, 16 and 32, and the ratios. The plain loop's rate is measured on the first
+`--reference-prompts` prompts only (all 32 would take about ten minutes).
 
     .venv/bin/python -m bench.generate [--checkpoint PATH] [--threads 1] [--reference-prompts 4]
 """
@@ -20,15 +24,18 @@ import torch
 
 from matserve.generator.checkpoint import load_checkpoint
 from matserve.generator.evaluate import validation_prompts
-from matserve.generator.sampler import SamplingParams, generate, generate_reference
+from matserve.generator.model import GPT
+from matserve.generator.sampler import Generation, SamplingParams, SamplingRequest, generate_many, generate_reference
 from matserve.generator.service import EMBEDDED_SMALL, LIMITS
 from matserve.generator.tokenizer import Tokenizer
 
 BATCHES = (1, 8, 16, 32)
 
 
-def params_for(prompts: list[list[int]], seed: int) -> SamplingParams:
-    return SamplingParams(max_new_tokens=LIMITS["small"].max_tokens - max(len(p) for p in prompts), seed=seed)
+def sample_batch(model: GPT, prompts: list[list[int]], params: SamplingParams) -> list[Generation]:
+    """All prompts in one batch; prompt i draws from seed params.seed + i, as in the plain loop."""
+    requests = [SamplingRequest([prompt], replace(params, seed=params.seed + i)) for i, prompt in enumerate(prompts)]
+    return [generations[0] for generations in generate_many(model, requests)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,36 +50,36 @@ def main(argv: list[str] | None = None) -> None:
     model = load_checkpoint(args.checkpoint)
     tokenizer = Tokenizer()
     prompts = [tokenizer.encode(case["prompt"]) for case in validation_prompts(max(BATCHES), args.seed)]
+    params = SamplingParams(max_new_tokens=LIMITS["small"].max_tokens - max(len(p) for p in prompts), seed=args.seed)
     print(f"weights {args.checkpoint.name}: {model.num_params():,} parameters, {args.threads} thread(s); "
           f"{len(prompts)} validation compositions, no space group")
 
-    # The plain loop, one prompt after another, and the cached sampler at batch 1 on the same
-    # prompts with the same seeds: they must write the same tokens (checked and printed).
     few = prompts[:args.reference_prompts]
-    params = params_for(few, args.seed)
-    seeded = [replace(params, seed=args.seed + i) for i in range(len(few))]
     start = time.perf_counter()
-    reference = [generate_reference(model, p, q) for p, q in zip(few, seeded)]
+    reference = [generate_reference(model, p, replace(params, seed=args.seed + i)) for i, p in enumerate(few)]
     reference_s = time.perf_counter() - start
     reference_tokens = sum(len(g.tokens) for g in reference)
     rows = [("no cache, batch 1 (plain loop)", reference_tokens, reference_s)]
 
     start = time.perf_counter()
-    single = [generate(model, [p], q)[0] for p, q in zip(few, seeded)]
+    single = [sample_batch(model, [p], replace(params, seed=args.seed + i))[0] for i, p in enumerate(few)]
     rows.append(("KV cache, batch 1", sum(len(g.tokens) for g in single), time.perf_counter() - start))
-    same = [g.tokens for g in single] == [g.tokens for g in reference]
-    print(f"cached sampler writes the same tokens as the plain loop: {'yes' if same else 'NO'}")
-
+    runs = {"batch 1": single}
     for batch in BATCHES[1:]:
-        chunk = prompts[:batch]
         start = time.perf_counter()
-        out = generate(model, chunk, params_for(chunk, args.seed))
+        out = sample_batch(model, prompts[:batch], params)
         rows.append((f"KV cache, batch {batch}", sum(len(g.tokens) for g in out), time.perf_counter() - start))
+        runs[f"batch {batch}"] = out
 
     base = reference_tokens / reference_s
     print(f"{'sampler':<32} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'x plain':>8}")
     for name, tokens, seconds in rows:
         print(f"{name:<32} {tokens:>7} {seconds:>8.2f} {tokens / seconds:>9.0f} {tokens / seconds / base:>8.1f}")
+    differing = [name for name, out in runs.items()
+                 if [g.tokens for g in out[:len(few)]] != [g.tokens for g in reference]]
+    if differing:
+        raise SystemExit(f"the cached sampler wrote other tokens than the plain loop at {', '.join(differing)}")
+    print(f"the first {len(few)} rows of every batch are the plain loop's tokens")
 
 
 if __name__ == "__main__":

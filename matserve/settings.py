@@ -44,10 +44,13 @@ class Settings(BaseSettings):
     max_system_size: int = Field(0, description="largest structure in atoms; 0 derives it from the budget")
     batch_wait_ms: float = 5.0
 
-    # Generator (CrystaLLM-format ckpt.pt files; a model without one is reported as unavailable)
+    # Generator (CrystaLLM-format ckpt.pt files; small without one is the embedded model, medium and
+    # large without one are unavailable)
     generator_small: str = ""
     generator_medium: str = ""
     generator_large: str = ""
+    generator_kv_cache_mb: int = Field(2048, ge=1, description="KV cache one sampling batch may hold; "
+                                                               "more sequences are sampled in chunks")
 
     # Property models and jobs
     alignn_checkpoint: str = Field("", description="ALIGNN checkpoint folder (config.json + checkpoint_*.pt); "

@@ -20,10 +20,9 @@ from gateway.auth import require_api_key
 from gateway.errors import BadRequest, NotReady
 from gateway.services import Services, get_services
 from gateway.triton_client import TritonRejected, TritonUnavailable
-from matserve.generator.cif_format import postprocess
 from matserve.generator.prompt import build_prompt
 from matserve.generator.service import MODEL_NAMES, configured_checkpoints
-from matserve.generator.validity import validate
+from matserve.generator.validity import judge
 from matserve.structures import System
 
 router = APIRouter()
@@ -47,7 +46,7 @@ class GenerateRequest(BaseModel):
     fe: bool = False
     n: int = Field(1, ge=1, le=32, description="matserve: candidates per Z")
     all: bool = Field(False, description="matserve: return every candidate, not only the first valid one")
-    seed: int | None = Field(None, ge=0, description="matserve: sampling seed")
+    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="matserve: sampling seed")
 
 
 def available_models(services: Services) -> list[str]:
@@ -67,14 +66,10 @@ def normalised_comp(comp: str) -> str:
     return "".join(f"{element}{int(amount)}" for element, amount in composition.items())
 
 
-def _candidate(prompt_input: dict, generated: str) -> dict:
-    try:
-        cif = postprocess(generated)
-    except ValueError as error:
-        return {"input": prompt_input, "generated": generated, "valid": False, "messages": [f"cif: {error}"]}
-    validity = validate(cif)
-    return {"input": prompt_input, "generated": cif, "valid": validity.valid,
-            "messages": list(validity.messages) or [None]}
+def _candidate(prompt_input: dict, generated: str, finish_reason: str) -> dict:
+    judged = judge(generated, finish_reason)
+    return {"input": prompt_input, "generated": judged.cif, "valid": judged.valid,
+            "messages": list(judged.messages) or [None]}
 
 
 def _add_message(candidate: dict, message: str) -> None:
@@ -142,8 +137,8 @@ async def generate(body: GenerateRequest, services: Services = Depends(get_servi
     except TritonUnavailable as error:
         raise NotReady(f"backend unavailable: {error}") from error
     candidates = []
-    for prompt_input, (text, _finish) in zip(inputs, completed):
-        candidate = await asyncio.to_thread(_candidate, prompt_input, text)
+    for prompt_input, (text, finish_reason) in zip(inputs, completed):
+        candidate = await asyncio.to_thread(_candidate, prompt_input, text, finish_reason)
         candidates.append(candidate)
         if candidate["valid"] and not body.all:
             candidates = [candidate]

@@ -6,8 +6,9 @@ Takes `--count` structures from a seeded shuffle of the validation split of
 `mp_cgcnn_36k.csv.gz`; each gives a prompt of its composition and Z (formula units in the
 stored cell; `--z-from symmetrized`: of the symmetrized cell, as in the training CIFs), no
 space group, as a CrystaLLM API request `{"comp", "z"}` would. One CIF is
-sampled per prompt (n=1; temperature 0.8, top-k 10, the `small` token cap of 1,200), then
-post-processed and checked as `/v1/generate` does. Prints the rate and the failed checks.
+sampled per prompt (n=1; temperature 0.8, top-k 10, the `small` token cap of 1,200, cut to
+the model's context), then post-processed and checked as `/v1/generate` does
+(`validity.judge`). Prints the rate and the failed checks.
 With `--n N`, N candidates are sampled per prompt and a composition counts as solved when
 one of them is valid, as `/v1/generate` with `"n": N` returns the first valid candidate.
 With `--reference`, nothing is sampled: the validation CIFs themselves, written as
@@ -29,13 +30,13 @@ import torch
 from pymatgen.core import Composition, Structure
 
 from matserve.generator.checkpoint import load_checkpoint
-from matserve.generator.cif_format import postprocess, to_crystallm_cif
+from matserve.generator.cif_format import to_crystallm_cif
 from matserve.generator.prompt import build_prompt
 from matserve.generator.sampler import SamplingParams, generate
 from matserve.generator.service import EMBEDDED_SMALL, LIMITS
 from matserve.generator.tokenizer import Tokenizer
 from matserve.generator.train import split_ids
-from matserve.generator.validity import validate
+from matserve.generator.validity import judge
 from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
 
 
@@ -87,16 +88,6 @@ def validation_prompts(count: int, seed: int, csv: Path = MP_STRUCTURES, splits:
     return out
 
 
-def check(text: str) -> tuple[bool, list[str]]:
-    """(valid, failure messages) of one generated text, as /v1/generate judges it."""
-    try:
-        cif = postprocess(text)
-    except ValueError as error:
-        return False, [f"cif: {error}"]
-    validity = validate(cif)
-    return validity.valid, list(validity.messages)
-
-
 def sample(cases: list[dict], checkpoint: Path, batch_size: int, seed: int) -> None:
     """Add "generated", "finish" and "tokens" to each case: one CIF sampled from its prompt."""
     model = load_checkpoint(checkpoint)
@@ -140,7 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
         sample(cases, args.checkpoint, args.batch, args.seed)
     sampled = time.monotonic()
     for case in cases:
-        case["valid"], case["messages"] = check(case["generated"])
+        judged = judge(case["generated"], case["finish"])
+        case["valid"], case["messages"] = judged.valid, list(judged.messages)
     checked = time.monotonic()
 
     failures = Counter(message.split(":")[0] for case in cases for message in case["messages"])

@@ -12,7 +12,9 @@ Randomness: sequence i of a call draws from its own torch.Generator, seeded from
 alone, one uniform number per sampled token. So a sequence's text does not depend on which
 other prompts share its batch, and `generate_reference(..., sequence=i)` reproduces it.
 `generate_many` puts the prompts of several requests (concurrent callers) in one batch; each
-keeps its own seed, token cap and time limit, so each gets what it would get alone.
+keeps its own seed, token cap, time limit, temperature and top-k, so each gets what it would
+get alone. A batch whose KV cache would pass `kv_cache_bytes` is sampled in successive
+chunks of rows (time limits still count from the call).
 Sampling itself runs in float64 on the CPU: inverse-CDF over the top-k candidates.
 """
 
@@ -34,6 +36,8 @@ from matserve.generator.vocab import TOKENS
 NEWLINE_ID = TOKENS.index("\n")
 
 FinishReason = Literal["stop", "length", "time"]
+
+KV_CACHE_BYTES = 2 * 1024**3  # cache held at once by one batch; more rows are sampled in chunks
 
 
 @dataclass(frozen=True)
@@ -63,20 +67,29 @@ def sequence_generators(seed: int, n: int) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(int(c.generate_state(1, np.uint64)[0])) for c in children]
 
 
-def pick_tokens(logits: Tensor, params: SamplingParams, generators: Sequence[torch.Generator]) -> list[int]:
-    """Next token of each row of logits (B, vocab): argmax, or a top-k, temperature draw."""
+def pick_tokens(logits: Tensor, temperatures: Sequence[float], top_ks: Sequence[int | None],
+                generators: Sequence[torch.Generator]) -> list[int]:
+    """Next token of each row of logits (B, vocab): the argmax where the row's temperature is 0,
+    else a draw among the row's top-k at its temperature (one uniform number from its generator)."""
     logits = logits.detach().to("cpu", torch.float64)
-    if params.temperature == 0:
-        return logits.argmax(dim=-1).tolist()
-    k = logits.size(-1) if params.top_k is None else min(params.top_k, logits.size(-1))
-    values, candidates = logits.topk(k, dim=-1)  # sorted, largest first
-    cdf = torch.softmax(values / params.temperature, dim=-1).cumsum(dim=-1)
-    u = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in generators])
-    choice = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(1), right=True).clamp(max=k - 1)
+    vocab = logits.size(-1)
+    ks = torch.tensor([vocab if k is None else min(k, vocab) for k in top_ks])
+    temperature = torch.tensor(temperatures, dtype=torch.float64)
+    hot = temperature > 0
+    values, candidates = logits.topk(int(ks.max()), dim=-1)  # sorted, largest first
+    beyond_k = torch.arange(values.size(1)).unsqueeze(0) >= ks.unsqueeze(1)
+    scaled = (values / torch.where(hot, temperature, 1.0).unsqueeze(1)).masked_fill(beyond_k, -torch.inf)
+    cdf = torch.softmax(scaled, dim=-1).cumsum(dim=-1)
+    u = torch.zeros(len(generators), dtype=torch.float64)
+    for row in hot.nonzero().flatten().tolist():
+        u[row] = torch.rand(1, generator=generators[row], dtype=torch.float64)[0]
+    choice = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(1), right=True)
+    choice = torch.minimum(choice, (ks - 1).unsqueeze(1)).masked_fill(~hot.unsqueeze(1), 0)
     return candidates.gather(1, choice).squeeze(1).tolist()
 
 
-def _check(model: GPT, prompts: Sequence[Sequence[int]], params: SamplingParams) -> None:
+def check(model: GPT, prompts: Sequence[Sequence[int]], params: SamplingParams) -> None:
+    """ValueError unless the model can sample these prompts with these parameters."""
     if model.training:
         raise ValueError("sampling needs the model in eval mode (dropout off)")
     if (params.temperature < 0 or params.seed < 0 or params.max_new_tokens < 1
@@ -104,54 +117,72 @@ class SamplingRequest:
     params: SamplingParams = SamplingParams()
 
 
+@dataclass(frozen=True)
+class _Row:
+    """One prompt of a batch and everything that is its own: random stream, token budget,
+    deadline (monotonic clock), temperature and top-k."""
+
+    prompt: Sequence[int]
+    generator: torch.Generator
+    budget: int
+    deadline: float | None
+    temperature: float
+    top_k: int | None
+
+
 def generate(model: GPT, prompts: Sequence[Sequence[int]], params: SamplingParams = SamplingParams(),
              stop_id: int = NEWLINE_ID) -> list[Generation]:
     """Continue every prompt (token ids) until it stops, in one batch."""
     return generate_many(model, [SamplingRequest(prompts, params)], stop_id)[0]
 
 
-def generate_many(model: GPT, requests: Sequence[SamplingRequest], stop_id: int = NEWLINE_ID) -> list[list[Generation]]:
-    """The prompts of several requests sampled together, one batch per (temperature, top_k) pair.
+def kv_cache_bytes_per_row(model: GPT) -> int:
+    """Keys and values of one row over the model's whole context."""
+    config = model.config
+    return 2 * config.n_layer * config.block_size * config.n_embd * model.lm_head.weight.element_size()
 
-    Each request keeps its own seed and token cap, so what it gets equals
-    `generate(model, request.prompts, request.params)` alone. The time limit counts from this
-    call; each request's own limit ends its rows (the batch runs to the latest one).
+
+def generate_many(model: GPT, requests: Sequence[SamplingRequest], stop_id: int = NEWLINE_ID,
+                  kv_cache_bytes: int = KV_CACHE_BYTES) -> list[list[Generation]]:
+    """The prompts of several requests sampled together in one batch.
+
+    Each request keeps its own seed, token cap, temperature and top-k, so what it gets equals
+    `generate(model, request.prompts, request.params)` alone. Its time limit counts from this
+    call and ends only its own rows. At most `kv_cache_bytes` of cache is held at once: more
+    rows than that fit are sampled in successive chunks, in request order.
     """
     for request in requests:
-        _check(model, request.prompts, request.params)
+        check(model, request.prompts, request.params)
     start = time.monotonic()
-    results: list[list[Generation]] = [[] for _ in requests]
-    groups: dict[tuple[float, int | None], list[int]] = {}
-    for r, request in enumerate(requests):
-        groups.setdefault((request.params.temperature, request.params.top_k), []).append(r)
-    for members in groups.values():
-        prompts, generators, budgets, deadlines = [], [], [], []
-        for r in members:
-            params = requests[r].params
-            prompts += requests[r].prompts
-            generators += sequence_generators(params.seed, len(requests[r].prompts))
-            budgets += [min(params.max_new_tokens, model.config.block_size - len(p)) for p in requests[r].prompts]
-            deadline = None if params.time_limit_s is None else start + params.time_limit_s
-            deadlines += [deadline] * len(requests[r].prompts)
-        generations = _generate_rows(model, prompts, requests[members[0]].params, generators, budgets, deadlines,
-                                     stop_id)
-        for r in members:
-            count = len(requests[r].prompts)
-            results[r], generations = generations[:count], generations[count:]
+    rows: list[_Row] = []
+    for request in requests:
+        params = request.params
+        deadline = None if params.time_limit_s is None else start + params.time_limit_s
+        generators = sequence_generators(params.seed, len(request.prompts))
+        rows += [_Row(prompt, generator, min(params.max_new_tokens, model.config.block_size - len(prompt)),
+                      deadline, params.temperature, params.top_k)
+                 for prompt, generator in zip(request.prompts, generators)]
+    chunk = max(1, kv_cache_bytes // kv_cache_bytes_per_row(model))
+    generations: list[Generation] = []
+    for first in range(0, len(rows), chunk):
+        generations += _generate_rows(model, rows[first:first + chunk], stop_id)
+    results = []
+    for request in requests:
+        count = len(request.prompts)
+        results.append(generations[:count])
+        generations = generations[count:]
     return results
 
 
 @torch.no_grad()
-def _generate_rows(model: GPT, prompts: list[Sequence[int]], params: SamplingParams,
-                   generators: list[torch.Generator], budgets: list[int], deadlines: list[float | None],
-                   stop_id: int) -> list[Generation]:
-    """The batched, cached loop: row i draws from generators[i], adds at most budgets[i] tokens
-    and stops at deadlines[i]; params gives only the temperature and top_k."""
+def _generate_rows(model: GPT, rows: list[_Row], stop_id: int) -> list[Generation]:
+    """The batched, cached loop over rows, each sampled as its `_Row` says."""
     weight = model.lm_head.weight
     device = weight.device
-    n = len(prompts)
+    n = len(rows)
     if n == 0:
         return []
+    prompts = [row.prompt for row in rows]
 
     lengths = torch.tensor([len(p) for p in prompts], device=device)
     width = int(lengths.max())
@@ -159,7 +190,7 @@ def _generate_rows(model: GPT, prompts: list[Sequence[int]], params: SamplingPar
     ids = torch.zeros((n, width), dtype=torch.long, device=device)
     for row, prompt in enumerate(prompts):
         ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
-    cache = KVCache(model.config, n, width + max(budgets), weight.dtype, device)
+    cache = KVCache(model.config, n, width + max(row.budget for row in rows), weight.dtype, device)
     slots = torch.arange(cache.capacity, device=device)
     visible = slots.unsqueeze(0) >= pad.unsqueeze(1)  # (rows, slots): not padding
 
@@ -176,32 +207,33 @@ def _generate_rows(model: GPT, prompts: list[Sequence[int]], params: SamplingPar
     active = list(range(n))  # which prompt each cache row holds
     while True:
         now = time.monotonic()
-        timed_out = {row for row, i in enumerate(active) if deadlines[i] is not None and now >= deadlines[i]}
+        timed_out = {row for row, i in enumerate(active) if rows[i].deadline is not None and now >= rows[i].deadline}
         for row in timed_out:
             results[active[row]].finish_reason = "time"
         if timed_out:
-            rows = [row for row in range(len(active)) if row not in timed_out]
-            if not rows:
+            kept = [row for row in range(len(active)) if row not in timed_out]
+            if not kept:
                 break
-            keep = torch.tensor(rows, device=device)
+            keep = torch.tensor(kept, device=device)
             cache.keep(keep)
             pad, visible = pad[keep], visible[keep]
             logits = logits[keep]
-            active = [active[row] for row in rows]
-        tokens = pick_tokens(logits, params, [generators[i] for i in active])
+            active = [active[row] for row in kept]
+        tokens = pick_tokens(logits, [rows[i].temperature for i in active], [rows[i].top_k for i in active],
+                             [rows[i].generator for i in active])
         for i, token in zip(active, tokens):
             results[i].tokens.append(token)
-            results[i].finish_reason = _finished(token, previous[i], len(results[i].tokens), budgets[i], stop_id)
+            results[i].finish_reason = _finished(token, previous[i], len(results[i].tokens), rows[i].budget, stop_id)
             previous[i] = token
-        rows = [row for row, i in enumerate(active) if results[i].finish_reason is None]
-        if not rows:
+        kept = [row for row, i in enumerate(active) if results[i].finish_reason is None]
+        if not kept:
             break
-        if len(rows) < len(active):
-            keep = torch.tensor(rows, device=device)
+        if len(kept) < len(active):
+            keep = torch.tensor(kept, device=device)
             cache.keep(keep)
             pad, visible = pad[keep], visible[keep]
-            active = [active[row] for row in rows]
-            tokens = [tokens[row] for row in rows]
+            active = [active[row] for row in kept]
+            tokens = [tokens[row] for row in kept]
 
         slot = cache.length
         step = torch.tensor(tokens, dtype=torch.long, device=device).unsqueeze(1)
@@ -216,7 +248,7 @@ def generate_reference(model: GPT, prompt: Sequence[int], params: SamplingParams
                        stop_id: int = NEWLINE_ID, sequence: int = 0) -> Generation:
     """The plain loop: batch 1, no cache. `sequence` picks the random stream of that row of a
     `generate` call with the same seed."""
-    _check(model, [prompt], params)
+    check(model, [prompt], params)
     deadline = None if params.time_limit_s is None else time.monotonic() + params.time_limit_s
     generator = sequence_generators(params.seed, sequence + 1)[sequence]
     budget = min(params.max_new_tokens, model.config.block_size - len(prompt))
@@ -228,7 +260,7 @@ def generate_reference(model: GPT, prompt: Sequence[int], params: SamplingParams
             result.finish_reason = "time"
             break
         logits = model(torch.tensor([ids], dtype=torch.long, device=device))[0][:, -1]
-        token = pick_tokens(logits, params, [generator])[0]
+        token = pick_tokens(logits, [params.temperature], [params.top_k], [generator])[0]
         result.tokens.append(token)
         result.finish_reason = _finished(token, ids[-1], len(result.tokens), budget, stop_id)
         ids.append(token)

@@ -2,7 +2,8 @@
 
 Models are named as in the CrystaLLM API (``small``, ``medium``, ``large``); each maps to a
 CrystaLLM-format ``ckpt.pt``. Token caps and time limits are the API's: 1,200 tokens and 60 s
-for ``small``, 2,000 and 120 s for the others.
+for ``small``, 2,000 and 120 s for the others; a cap past the model's context (1,024 tokens for
+CrystaLLM's small and the embedded model) ends at the context.
 
 ``small`` defaults to the embedded checkpoint, ``weights/small.pt`` beside this file (trained
 by ``matserve.generator.train``); a configured ``small`` checkpoint replaces it. ``medium`` and
@@ -22,7 +23,7 @@ import torch
 
 from matserve.generator.checkpoint import load_checkpoint
 from matserve.generator.model import GPT
-from matserve.generator.sampler import SamplingParams, SamplingRequest, generate_many
+from matserve.generator.sampler import KV_CACHE_BYTES, SamplingParams, SamplingRequest, check, generate_many
 from matserve.generator.tokenizer import Tokenizer
 
 MODEL_NAMES = ("small", "medium", "large")
@@ -65,8 +66,10 @@ def configured_checkpoints(small: str = "", medium: str = "", large: str = "",
 
 
 class GeneratorService:
-    def __init__(self, checkpoints: dict[str, Path], device: str | torch.device = "cpu"):
+    def __init__(self, checkpoints: dict[str, Path], device: str | torch.device = "cpu",
+                 kv_cache_bytes: int = KV_CACHE_BYTES):
         self.tokenizer = Tokenizer()
+        self.kv_cache_bytes = kv_cache_bytes
         self.models: dict[str, GPT] = {name: load_checkpoint(path, device).eval() for name, path in checkpoints.items()}
 
     def complete(self, model: str, prompts: list[str], seed: int = 0, temperature: float = 0.8,
@@ -91,7 +94,8 @@ class GeneratorService:
                 continue
             batches.setdefault(request.model, []).append((r, sampling))
         for model, members in batches.items():
-            generations = generate_many(self.models[model], [sampling for _, sampling in members])
+            generations = generate_many(self.models[model], [sampling for _, sampling in members],
+                                        kv_cache_bytes=self.kv_cache_bytes)
             for (r, _), generated in zip(members, generations):
                 results[r] = [(prompt + self.tokenizer.decode(g.tokens), g.finish_reason or "length")
                               for prompt, g in zip(requests[r].prompts, generated)]
@@ -101,17 +105,11 @@ class GeneratorService:
         if request.model not in self.models:
             raise UnknownGeneratorModel(f"generator model {request.model!r} is not configured")
         limits = LIMITS[request.model]
-        block_size = self.models[request.model].config.block_size
         encoded = [self.tokenizer.encode(prompt) for prompt in request.prompts]
         if not encoded:
             raise ValueError("no prompts")
-        if request.temperature < 0 or request.seed < 0 or (request.top_k is not None and request.top_k < 1):
-            raise ValueError(f"bad sampling parameters: seed {request.seed}, temperature {request.temperature}, "
-                             f"top_k {request.top_k}")
-        for prompt in encoded:
-            if not 0 < len(prompt) < block_size:
-                raise ValueError(f"a prompt of {len(prompt)} tokens does not fit a context of {block_size}")
         budget = max(1, limits.max_tokens - max(len(e) for e in encoded))
         params = SamplingParams(max_new_tokens=budget, temperature=request.temperature, top_k=request.top_k,
                                 seed=request.seed, time_limit_s=limits.time_limit_s)
+        check(self.models[request.model], encoded, params)
         return SamplingRequest(encoded, params)

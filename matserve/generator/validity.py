@@ -25,7 +25,7 @@ from pymatgen.core import Composition, Element, Structure
 from pymatgen.io.cif import CifParser
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from matserve.generator.cif_format import SYMPREC, space_group_symbol
+from matserve.generator.cif_format import SYMPREC, postprocess, space_group_symbol
 
 LENGTH_RANGE = (0.5, 1000.0)  # Å
 ANGLE_RANGE = (10.0, 170.0)  # degrees
@@ -48,6 +48,38 @@ class Validity:
     @property
     def valid(self) -> bool:
         return not self.messages
+
+
+UNFINISHED = {"length": "generation: stopped at the model's token cap before the CIF ended",
+              "time": "generation: stopped at the model's time limit before the CIF ended"}
+
+
+@dataclass(frozen=True)
+class JudgedText:
+    """A generated text as `/v1/generate` returns it: the post-processed CIF (the text as
+    generated when it cannot be post-processed) and why it is not valid, if it is not."""
+
+    cif: str
+    messages: tuple[str, ...]
+
+    @property
+    def valid(self) -> bool:
+        return not self.messages
+
+
+def judge(text: str, finish_reason: str = "stop") -> JudgedText:
+    """Post-process and check one generated text. A text cut off by the token cap or the time
+    limit is never valid, however it reads."""
+    unfinished = (UNFINISHED[finish_reason],) if finish_reason in UNFINISHED else ()
+    try:
+        cif = postprocess(text)
+    except ValueError as error:
+        return JudgedText(text, unfinished + (f"cif: {error}",))
+    try:
+        messages = validate(cif).messages
+    except Exception as error:  # pymatgen raises many kinds on odd text: a message, not a crash
+        messages = (f"validity: could not be checked ({type(error).__name__}: {error})",)
+    return JudgedText(cif, unfinished + messages)
 
 
 def validate(cif: str) -> Validity:
@@ -79,7 +111,7 @@ def _check_cell(block: dict) -> str | None:
     try:
         lengths = [_number(block[f"_cell_length_{axis}"]) for axis in "abc"]
         angles = [_number(block[f"_cell_angle_{name}"]) for name in ("alpha", "beta", "gamma")]
-    except (KeyError, ValueError) as error:
+    except (KeyError, ValueError, TypeError) as error:  # TypeError: a cell tag inside a loop reads as a list
         return f"cell: missing or unreadable parameter ({error})"
     low, high = LENGTH_RANGE
     bad = [f"length {x:g} Å outside {low:g}-{high:g} Å" for x in lengths if not low <= x <= high]

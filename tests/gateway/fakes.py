@@ -42,15 +42,19 @@ class FakePropertyTriton(FakeTriton):
 
 
 class FakeGeneratorTriton(FakePropertyTriton):
-    """Answers every prompt with a fixed CrystaLLM-format CIF (``text``) and records the prompts."""
+    """Answers every prompt with a fixed CrystaLLM-format CIF (``text``) and records the prompts;
+    ``answers``, when set, are the (text, finish reason) of a call's prompts in turn."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, answers: list[tuple[str, str]] | None = None):
         super().__init__()
         self.text = text
+        self.answers = answers
         self.prompts: list[str] = []
 
     async def generate(self, model, prompts, seed, temperature=0.8, top_k=10):
         self.prompts.extend(prompts)
+        if self.answers:
+            return [self.answers[i % len(self.answers)] for i in range(len(prompts))]
         return [(self.text, "stop") for _ in prompts]
 
 class FakeAlignnTriton(FakeGeneratorTriton):

@@ -90,6 +90,32 @@ def test_without_fe_no_formation_energy_is_asked_for(fake_alignn):
     assert "fe" not in entry and fake_alignn.fe_calls == []
 
 
+def test_n_candidates_return_the_first_valid_one_or_all(nacl_cif):
+    broken = "data_Na4Cl4\n_cell_length_a 5.6\n\n"
+    answers = [(broken, "stop"), (nacl_cif, "length"), (nacl_cif, "stop"), (nacl_cif, "stop")]
+    with generator_client(FakeGeneratorTriton(nacl_cif, answers)) as client:
+        body = {"model": "small", "message": {"comp": "NaCl", "z": 4}, "n": 4}
+        (first_valid,) = client.post("/v1/generate", json=body).json()["cifs"]
+        every = client.post("/v1/generate", json={**body, "all": True}).json()["cifs"]
+        body["n"] = 2
+        (none_valid,) = client.post("/v1/generate", json=body).json()["cifs"]
+    assert first_valid["valid"] is True and first_valid["messages"] == [None]
+    assert [c["valid"] for c in every] == [False, False, True, True]
+    assert every[0]["generated"] == broken and every[0]["messages"][0].startswith("cif: ")
+    # the text cut off by the token cap reads as a whole CIF, but is not valid
+    assert every[1]["messages"] == ["generation: stopped at the model's token cap before the CIF ended"]
+    assert none_valid == every[0]  # no valid candidate: the first one
+
+
+def test_a_key_is_needed_when_keys_are_configured(fake):
+    with make_client(fake, api_keys="k1", generator_small=__file__) as client:
+        wait_ready(client)
+        body = {"model": "small", "message": {"comp": "NaCl", "z": 4}}
+        assert client.post("/v1/generate", json=body).status_code == 401
+        assert client.post("/v1/generate", json=body, headers={"x-api-key": "nope"}).status_code == 401
+        assert client.post("/v1/generate", json=body, headers={"x-api-key": "k1"}).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("body", "error"),
     [
@@ -102,6 +128,8 @@ def test_without_fe_no_formation_energy_is_asked_for(fake_alignn):
         ({"model": "small", "message": {"comp": "Fe0.5O", "z": 1}},
          "'comp' must be a stoichiometric composition with whole numbers of atoms: 'Fe0.5O'"),
         ({"model": "small", "message": {"comp": "NaCl", "z": 0}}, "message.z: Input should be greater than or equal to 1"),
+        ({"model": "small", "message": {"comp": "NaCl", "z": 4}, "seed": 2**63},
+         "seed: Input should be less than or equal to 9223372036854775807"),
         ({"model": "small", "message": {"comp": "NaCl", "z": 4, "sg": "Fm3m"}},
          "space group 'Fm3m' is not one of CrystaLLM's symbols (such as Fm-3m, P2_1/c)"),
     ],

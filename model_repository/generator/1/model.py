@@ -33,7 +33,7 @@ class TritonPythonModel:
         checkpoints = configured_checkpoints(settings.generator_small, settings.generator_medium,
                                              settings.generator_large)
         device = torch_device(args["model_instance_kind"], args["model_instance_device_id"])
-        self.service = GeneratorService(checkpoints, device)
+        self.service = GeneratorService(checkpoints, device, kv_cache_bytes=settings.generator_kv_cache_mb * 2**20)
 
     def execute(self, requests):
         results = self.service.complete_many([_completion(request) for request in requests])

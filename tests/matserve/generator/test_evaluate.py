@@ -7,7 +7,7 @@ import json
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from matserve.generator.evaluate import check, main, symmetrized_z
+from matserve.generator.evaluate import main, symmetrized_z
 from matserve.shared_data import MP_STRUCTURES
 
 
@@ -17,12 +17,6 @@ def test_symmetrized_z_counts_formula_units_of_the_conventional_cell():
     assert symmetrized_z(primitive_cu) == 4  # fcc: four atoms in the cubic cell
     rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     assert symmetrized_z(rocksalt) == 4
-
-
-def test_check_judges_text_as_the_api_does(crystallm_cifs):
-    assert check(crystallm_cifs["BaTe"]) == (True, [])
-    valid, messages = check("data_BaTe\n_cell_length_a 5.0\n\n")
-    assert not valid and messages[0].startswith("cif: ")
 
 
 def test_reference_checks_the_validation_cifs_themselves(tmp_path):

@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from matserve.generator.model import GPT, GPTConfig
-from matserve.generator.sampler import SamplingParams, SamplingRequest, generate, generate_many, generate_reference
+from matserve.generator import sampler
+from matserve.generator.sampler import (SamplingParams, SamplingRequest, generate, generate_many, generate_reference,
+                                         kv_cache_bytes_per_row)
 from matserve.generator.tokenizer import Tokenizer
 
 tokenizer = Tokenizer()
@@ -127,16 +129,35 @@ def test_bad_input_is_refused(model):
     assert generate(model, [], SamplingParams()) == []
 
 
-def test_requests_sampled_together_get_what_they_get_alone(model):
+def test_requests_sampled_together_get_what_they_get_alone(model, monkeypatch):
     requests = [
         SamplingRequest(PROMPTS[:2], SamplingParams(max_new_tokens=30, seed=1)),
         SamplingRequest(PROMPTS[2:], SamplingParams(max_new_tokens=12, seed=2)),  # own cap and seed
-        SamplingRequest([PROMPTS[0]], SamplingParams(temperature=0, max_new_tokens=20)),  # greedy: its own batch
+        SamplingRequest([PROMPTS[0]], SamplingParams(temperature=0, max_new_tokens=20)),  # greedy
+        SamplingRequest(PROMPTS[1:3], SamplingParams(temperature=1.5, top_k=None, max_new_tokens=25, seed=4)),
         SamplingRequest(PROMPTS[3:], SamplingParams(max_new_tokens=30, seed=1, time_limit_s=0.0)),
     ]
+    batches = []
+    original = sampler._generate_rows
+    monkeypatch.setattr(sampler, "_generate_rows", lambda model, rows, stop_id: batches.append(len(rows))
+                        or original(model, rows, stop_id))
     together = generate_many(model, requests)
+    assert batches == [10]  # every temperature and top-k in one batch
     for request, got in zip(requests, together):
         assert [g.tokens for g in got] == [g.tokens for g in generate(model, request.prompts, request.params)]
     assert [len(g.tokens) for g in together[1]] == [12, 12, 12]
-    assert {g.finish_reason for g in together[3]} == {"time"}  # its limit, not the others'
+    assert {g.finish_reason for g in together[4]} == {"time"}  # its limit, not the others'
     assert {g.finish_reason for g in together[0]} == {"length"}
+
+
+def test_a_batch_over_the_cache_budget_is_sampled_in_chunks_with_the_same_result(model, monkeypatch):
+    requests = [SamplingRequest(PROMPTS, SamplingParams(max_new_tokens=20, seed=3)),
+                SamplingRequest(PROMPTS[:2], SamplingParams(temperature=0, max_new_tokens=15))]
+    batches = []
+    original = sampler._generate_rows
+    monkeypatch.setattr(sampler, "_generate_rows", lambda model, rows, stop_id: batches.append(len(rows))
+                        or original(model, rows, stop_id))
+    chunked = generate_many(model, requests, kv_cache_bytes=3 * kv_cache_bytes_per_row(model))
+    assert batches == [3, 3, 1]
+    assert chunked == generate_many(model, requests)
+    assert kv_cache_bytes_per_row(model) == 2 * 2 * 128 * 64 * 4  # keys and values, 2 layers, float32

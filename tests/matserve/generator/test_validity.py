@@ -2,7 +2,8 @@ import pytest
 from pymatgen.core import Element, Lattice, Structure
 
 from matserve.generator.cif_format import postprocess, to_crystallm_cif
-from matserve.generator.validity import expected_bond_length, validate
+from matserve.generator import validity
+from matserve.generator.validity import expected_bond_length, judge, validate
 
 
 def kinds(messages: tuple[str, ...]) -> set[str]:
@@ -112,6 +113,34 @@ def test_stated_space_group_is_not_the_one_found(bate):
     # F-43m's operators rebuild the same rock salt, whose symmetry is Fm-3m
     result = validate(broken(bate, "_symmetry_space_group_name_H-M Fm-3m", "_symmetry_space_group_name_H-M F-43m"))
     assert result.messages == ("space group: stated F-43m, pymatgen finds Fm-3m at symprec 0.1",)
+
+
+def test_a_cell_parameter_in_a_loop_is_a_message_not_a_crash(bate):
+    result = validate(broken(bate, "_cell_length_a 7.0898\n", "loop_\n_cell_length_a\n7.0898\n7.1000\n"))
+    assert result.messages[0].startswith("cell: missing or unreadable parameter")
+
+
+def test_judge_post_processes_and_checks_a_generated_text(bate):
+    judged = judge(bate)
+    assert judged.valid and judged.messages == () and judged.cif == postprocess(bate)
+    text = "data_BaTe\n_cell_length_a 5.0\n\n"
+    judged = judge(text)
+    assert not judged.valid and judged.cif == text and judged.messages[0].startswith("cif: ")
+
+
+def test_judge_turns_a_failing_check_into_a_message(bate, monkeypatch):
+    def fails(cif):
+        raise IndexError("pymatgen lost its way")
+
+    monkeypatch.setattr(validity, "validate", fails)
+    assert judge(bate).messages == ("validity: could not be checked (IndexError: pymatgen lost its way)",)
+
+
+@pytest.mark.parametrize(("finish_reason", "limit"), [("length", "token cap"), ("time", "time limit")])
+def test_a_text_cut_off_is_never_valid(bate, finish_reason, limit):
+    judged = judge(bate, finish_reason)
+    assert judged.messages == (f"generation: stopped at the model's {limit} before the CIF ended",)
+    assert not judged.valid and judged.cif == postprocess(bate)
 
 
 def test_unreadable_text():
