@@ -46,7 +46,9 @@ def formula_string(composition: Composition) -> str:
 
 def _property(value: float | None, fallback: float | None) -> str:
     if value is None or math.isnan(value):
-        value = fallback if fallback is not None else 0.0
+        if fallback is not None:
+            return str(fallback)  # as CrystaLLM writes its stand-ins: 4.16, 1.4 (four decimals only for pymatgen's)
+        value = 0.0
     return f"{float(value):.{DECIMALS}f}"
 
 

@@ -3,9 +3,10 @@ import warnings
 
 import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Composition
 from pymatgen.io.cif import CifParser
 
-from matserve.generator.cif_format import postprocess, round_numbers, symmetry_operators
+from matserve.generator.cif_format import atom_property_block, postprocess, round_numbers, symmetry_operators
 
 
 def test_training_text_of_bate(crystallm_cifs):
@@ -28,6 +29,14 @@ def test_training_text_is_clean(crystallm_cifs):
         assert not any(line.startswith("#") for line in lines)
         assert all(len(d) <= 4 for d in re.findall(r"\.(\d+)", cif)), name
         assert lines.count("loop_") == 3  # atom properties, operators, sites
+
+
+def test_noble_gases_take_crystallms_stand_ins_written_as_it_writes_them():
+    # He has no Pauling electronegativity and Xe no atomic radius in pymatgen
+    assert atom_property_block(Composition("XeF2")).endswith("Xe 2.6000 2.16 0.6200\nF 3.9800 0.5000 0.7050\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert "\nHe 4.16 1.4 0.0000\n" in atom_property_block(Composition("He"))
 
 
 def test_round_numbers():
