@@ -63,7 +63,8 @@ def normalised_comp(comp: str) -> str:
         raise BadRequest(f"'comp' cannot be parsed as a composition: {comp!r}")
     if not composition or any(not float(n).is_integer() or n <= 0 for n in composition.values()):
         raise BadRequest(f"'comp' must be a stoichiometric composition with whole numbers of atoms: {comp!r}")
-    return "".join(f"{element}{int(amount)}" for element, amount in composition.items())
+    # Z multiplies the reduced formula, so the echoed input shows that formula: Na2Cl2 is Na1Cl1
+    return "".join(f"{element}{int(amount)}" for element, amount in composition.reduced_composition.items())
 
 
 def _candidate(prompt_input: dict, generated: str, finish_reason: str) -> dict:

@@ -53,6 +53,12 @@ def test_seed_example_returns_the_documented_shape(client, fake):
     assert fake.prompts[0].startswith("data_Na4Cl4\n") and fake.prompts[0].endswith("_symmetry_space_group_name_H-M Fm-3m\n")
 
 
+def test_the_echoed_input_is_the_reduced_formula_that_z_multiplies(client, fake):
+    body = client.post("/v1/generate", json={"model": "small", "message": {"comp": "Na2Cl2", "z": 2}}).json()
+    assert body["cifs"][0]["input"] == {"comp": "Na1Cl1", "z": 2}
+    assert fake.prompts == ["data_Na2Cl2\n"]
+
+
 def test_without_z_all_six_values_go_in_one_batch(client, fake):
     body = client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl"}, "all": True}).json()
     assert [c["input"]["z"] for c in body["cifs"]] == [1, 2, 3, 4, 6, 8]
