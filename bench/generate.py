@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     model = load_checkpoint(args.checkpoint)
     tokenizer = Tokenizer()
     prompts = [tokenizer.encode(case["prompt"]) for case in validation_prompts(max(BATCHES), args.seed)]
-    params = SamplingParams(max_new_tokens=LIMITS["small"].max_tokens - max(len(p) for p in prompts), seed=args.seed)
+    params = SamplingParams(max_new_tokens=LIMITS["small"].new_tokens(prompts), seed=args.seed)
     print(f"weights {args.checkpoint.name}: {model.num_params():,} parameters, {args.threads} thread(s); "
           f"{len(prompts)} validation compositions, no space group")
 

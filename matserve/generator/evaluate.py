@@ -95,8 +95,7 @@ def sample(cases: list[dict], checkpoint: Path, batch_size: int, seed: int) -> N
     for first in range(0, len(cases), batch_size):
         batch = cases[first:first + batch_size]
         encoded = [tokenizer.encode(case["prompt"]) for case in batch]
-        params = SamplingParams(max_new_tokens=LIMITS["small"].max_tokens - max(len(e) for e in encoded),
-                                seed=seed + first)
+        params = SamplingParams(max_new_tokens=LIMITS["small"].new_tokens(encoded), seed=seed + first)
         for case, prompt, generation in zip(batch, encoded, generate(model, encoded, params)):
             case["generated"] = case["prompt"] + tokenizer.decode(generation.tokens)
             case["finish"] = generation.finish_reason

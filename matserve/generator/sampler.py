@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from matserve.generator.kv_cache import KVCache
-from matserve.generator.model import GPT
+from matserve.generator.model import GPT, GPTConfig
 from matserve.generator.vocab import TOKENS
 
 NEWLINE_ID = TOKENS.index("\n")
@@ -136,10 +136,9 @@ def generate(model: GPT, prompts: Sequence[Sequence[int]], params: SamplingParam
     return generate_many(model, [SamplingRequest(prompts, params)], stop_id)[0]
 
 
-def kv_cache_bytes_per_row(model: GPT) -> int:
-    """Keys and values of one row over the model's whole context."""
-    config = model.config
-    return 2 * config.n_layer * config.block_size * config.n_embd * model.lm_head.weight.element_size()
+def kv_cache_bytes_per_row(config: GPTConfig, element_size: int = 4) -> int:
+    """Keys and values of one row over the model's whole context (float32: 4 bytes each)."""
+    return 2 * config.n_layer * config.block_size * config.n_embd * element_size
 
 
 def generate_many(model: GPT, requests: Sequence[SamplingRequest], stop_id: int = NEWLINE_ID,
@@ -162,7 +161,7 @@ def generate_many(model: GPT, requests: Sequence[SamplingRequest], stop_id: int 
         rows += [_Row(prompt, generator, min(params.max_new_tokens, model.config.block_size - len(prompt)),
                       deadline, params.temperature, params.top_k)
                  for prompt, generator in zip(request.prompts, generators)]
-    chunk = max(1, kv_cache_bytes // kv_cache_bytes_per_row(model))
+    chunk = max(1, kv_cache_bytes // kv_cache_bytes_per_row(model.config, model.lm_head.weight.element_size()))
     generations: list[Generation] = []
     for first in range(0, len(rows), chunk):
         generations += _generate_rows(model, rows[first:first + chunk], stop_id)

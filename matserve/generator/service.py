@@ -32,8 +32,12 @@ EMBEDDED_SMALL = Path(__file__).resolve().parent / "weights" / "small.pt"
 
 @dataclass(frozen=True)
 class ModelLimits:
-    max_tokens: int
+    max_tokens: int  # prompt included
     time_limit_s: float
+
+    def new_tokens(self, prompts: Sequence[Sequence[int]]) -> int:
+        """Tokens each of these prompts may add: the cap less the longest prompt (at least 1)."""
+        return max(1, self.max_tokens - max(len(p) for p in prompts))
 
 
 LIMITS = {"small": ModelLimits(1200, 60.0), "medium": ModelLimits(2000, 120.0), "large": ModelLimits(2000, 120.0)}
@@ -108,8 +112,7 @@ class GeneratorService:
         encoded = [self.tokenizer.encode(prompt) for prompt in request.prompts]
         if not encoded:
             raise ValueError("no prompts")
-        budget = max(1, limits.max_tokens - max(len(e) for e in encoded))
-        params = SamplingParams(max_new_tokens=budget, temperature=request.temperature, top_k=request.top_k,
-                                seed=request.seed, time_limit_s=limits.time_limit_s)
+        params = SamplingParams(max_new_tokens=limits.new_tokens(encoded), temperature=request.temperature,
+                                top_k=request.top_k, seed=request.seed, time_limit_s=limits.time_limit_s)
         check(self.models[request.model], encoded, params)
         return SamplingRequest(encoded, params)

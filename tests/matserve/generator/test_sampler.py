@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from matserve.generator.model import GPT, GPTConfig
+from matserve.generator.model import GPT, LARGE, SMALL, GPTConfig
 from matserve.generator import sampler
 from matserve.generator.sampler import (SamplingParams, SamplingRequest, generate, generate_many, generate_reference,
                                          kv_cache_bytes_per_row)
@@ -157,7 +157,10 @@ def test_a_batch_over_the_cache_budget_is_sampled_in_chunks_with_the_same_result
     original = sampler._generate_rows
     monkeypatch.setattr(sampler, "_generate_rows", lambda model, rows, stop_id: batches.append(len(rows))
                         or original(model, rows, stop_id))
-    chunked = generate_many(model, requests, kv_cache_bytes=3 * kv_cache_bytes_per_row(model))
+    chunked = generate_many(model, requests, kv_cache_bytes=3 * kv_cache_bytes_per_row(model.config))
     assert batches == [3, 3, 1]
     assert chunked == generate_many(model, requests)
-    assert kv_cache_bytes_per_row(model) == 2 * 2 * 128 * 64 * 4  # keys and values, 2 layers, float32
+    assert kv_cache_bytes_per_row(model.config) == 2 * 2 * 128 * 64 * 4  # keys and values, 2 layers, float32
+    # the README's MiB per sequence: the embedded model, CrystaLLM's small and large
+    embedded = GPTConfig(n_layer=4, n_head=4, n_embd=256, block_size=1024)
+    assert [kv_cache_bytes_per_row(c) / 2**20 for c in (embedded, SMALL, LARGE)] == [8, 32, 256]
