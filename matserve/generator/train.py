@@ -9,7 +9,7 @@ Steps:
    minutes for all 30,691), so by default a seeded subset of 12,000 is used, leaving most of
    the hour to training; `--train-limit 0` takes all, and `--workers` converts in parallel.
    The tokenized corpus is cached under `.matserve/generator/` (a prefix of the seeded order,
-   saved as it grows), so reruns skip it.
+   saved as it grows; the name carries `CORPUS_FORMAT`), so reruns skip it.
 2. Training: each example is one whole CIF starting at position 0, exactly as a prompt
    starts when sampling (CrystaLLM instead cuts random windows from the concatenated
    corpus; with little compute, aligned CIFs waste no steps on mid-CIF starts). Examples are
@@ -50,6 +50,10 @@ from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "weights" / "small.pt"
 CACHE_DIR = Path(".matserve") / "generator"
+# Part of the cache's name: raise it whenever cif_format or the tokenizer changes the ids a
+# structure becomes, so no run trains on a corpus written the old way. 2: noble-gas stand-ins
+# written as CrystaLLM writes them.
+CORPUS_FORMAT = 2
 
 
 @dataclass
@@ -119,7 +123,7 @@ def build_corpus(csv: Path, splits_csv: Path, split: str, limit: int | None, see
     ids = split_ids(splits_csv, split)
     random.Random(seed).shuffle(ids)
     wanted = ids if limit is None else ids[:limit]
-    path = cache_dir / f"{split}_seed{seed}.npz"
+    path = cache_dir / f"{split}_seed{seed}_format{CORPUS_FORMAT}.npz"
     kept: list[str] = []
     chunks: list[np.ndarray] = []
     done = 0  # structures of the shuffled order already tried
