@@ -15,7 +15,9 @@ Steps:
    corpus; with little compute, aligned CIFs waste no steps on mid-CIF starts). Examples are
    grouped by length into batches of about `--batch-tokens` tokens, so padding is rare; the
    loss ignores padding. AdamW, linear warm-up, then a cosine decay over whichever runs out
-   first, the wall-time limit or `--max-epochs`. Seeded.
+   first, the wall-time limit or `--max-epochs`. Seeded. `--bf16` runs the forward pass
+   under bfloat16 autocast (weights and optimizer stay float32): twice the tokens per second
+   on a CPU with AMX, as on a GPU. `--device cuda` trains on a GPU.
    `--init CKPT` starts from a checkpoint's weights (and shape) instead of random ones, so
    a model can be trained on in stages; the earlier stages' records are kept under "init".
 3. Output: a CrystaLLM-format checkpoint (`{"model", "model_args", ...}`) with the run's
@@ -203,14 +205,30 @@ def make_batch(corpus: Corpus, indices: list[int]) -> tuple[torch.Tensor, torch.
     return x, y
 
 
+def train_step(model: GPT, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               grad_clip: float, bf16: bool) -> float:
+    """One optimizer step on a batch; returns its loss. Under `bf16` only the forward pass is
+    autocast: the float32 weights, gradients and optimizer state are unchanged."""
+    device_type = x.device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+        _, loss = model(x, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
 @torch.no_grad()
 def evaluate_loss(model: GPT, corpus: Corpus, batch_tokens: int) -> float:
-    """Mean cross-entropy per predicted token over the corpus's CIFs that fit the context."""
+    """Mean cross-entropy per predicted token over the corpus's CIFs that fit the context,
+    in float32 so runs with and without `--bf16` compare."""
     model.eval()
+    device = next(model.parameters()).device
     total, count = 0.0, 0
     max_length = model.config.block_size + 1  # inputs are the CIF minus its last token
     for indices in length_batches(corpus.lengths(), max_length, batch_tokens, random.Random(0)):
-        x, y = make_batch(corpus, indices)
+        x, y = (t.to(device) for t in make_batch(corpus, indices))
         logits, _ = model(x)
         total += float(torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1),
                                                          ignore_index=-1, reduction="sum"))
@@ -264,6 +282,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reserve-min", type=float, default=1.5, help="kept for the final loss and save")
     parser.add_argument("--eval-every-min", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--bf16", action="store_true", help="forward pass under bfloat16 autocast")
     parser.add_argument("--workers", type=int, default=1, help="processes converting the corpus")
     parser.add_argument("--init", type=Path, default=None,
                         help="start from this checkpoint's weights; its shape replaces --n-layer/--n-head/--n-embd")
@@ -283,6 +303,7 @@ def main(argv: list[str] | None = None) -> dict:
                          workers=args.workers)
     val = build_corpus(args.csv, args.splits, "val", args.val_limit, args.seed, args.cache_dir, workers=args.workers)
     model, init_record = initial_model(args)
+    model.to(args.device)
     config = model.config
     lengths = train.lengths()
     max_length = config.block_size + 1  # inputs are the CIF minus its last token
@@ -314,15 +335,10 @@ def main(argv: list[str] | None = None) -> dict:
             lr = learning_rate(progress, step, args)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, y = make_batch(train, indices)
-            _, loss = model(x, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-            optimizer.step()
+            x, y = (t.to(args.device) for t in make_batch(train, indices))
+            losses.append(train_step(model, optimizer, x, y, args.grad_clip, args.bf16))
             step += 1
             tokens_seen += int((y >= 0).sum())
-            losses.append(loss.item())
             if step % 50 == 0:
                 elapsed = time.monotonic() - train_start
                 print(f"step {step} epoch {epoch} loss {np.mean(losses[-50:]):.4f} lr {lr:.2e} "
@@ -355,7 +371,7 @@ def main(argv: list[str] | None = None) -> dict:
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "init": init_record,
     }
-    state = {k: (v.half() if args.fp16 and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    state = {k: (v.half() if args.fp16 and v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": state, "model_args": asdict(config), "iter_num": step, "training": record}, args.out)
     record["total_wall_s"] = round(time.monotonic() - started, 1)

@@ -36,8 +36,18 @@ def _crystallm_checkpoint(model: GPT, prefix: str) -> dict:
     for i in range(model.config.n_layer):  # the causal-mask buffer an old torch saved as well
         size = model.config.block_size
         state[f"{prefix}transformer.h.{i}.attn.bias"] = torch.ones(size, size).tril().view(1, 1, size, size)
-    return {"model": state, "model_args": asdict(model.config), "optimizer": {}, "iter_num": 1000,
-            "best_val_loss": torch.tensor(0.5), "config": {"dataset": "tokens_v1_train_val", "dropout": 0.1}}
+    # A real AdamW state (step counters, moments, param groups with tuples and None) must not
+    # trip torch.load(weights_only=True); zero gradients and no weight decay leave the weights as they are.
+    optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), weight_decay=0.0)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    for p in model.parameters():
+        p.grad = None
+    # CrystaLLM saves `dict(C)` of its OmegaConf options: plain values.
+    options = {"dataset": "tokens_v1_train_val", "dropout": 0.1, "compile": True, "dtype": "bfloat16"}
+    return {"model": state, "model_args": asdict(model.config), "optimizer": optimizer.state_dict(),
+            "iter_num": 1000, "best_val_loss": torch.tensor(0.5), "config": options}
 
 
 @pytest.mark.parametrize("prefix", ["", "_orig_mod."])

@@ -9,7 +9,7 @@ import torch
 from matserve.generator.checkpoint import save_checkpoint
 from matserve.generator.model import GPT, GPTConfig
 from matserve.generator.tokenizer import Tokenizer
-from matserve.generator.train import build_corpus, convert, initial_model, parse_args
+from matserve.generator.train import build_corpus, convert, initial_model, parse_args, train_step
 from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
 
 
@@ -48,3 +48,25 @@ def test_init_starts_from_the_checkpoints_weights_and_shape(tmp_path):
 
     fresh, record = initial_model(parse_args(["--n-layer", "1", "--n-head", "2", "--n-embd", "32"]))
     assert (fresh.config.n_layer, fresh.config.n_embd, record) == (1, 32, None)
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_train_step_learns_and_keeps_float32_weights(bf16):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=64, block_size=64, vocab_size=371))
+    reference = GPT(model.config)
+    reference.load_state_dict(model.state_dict())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    x = torch.randint(0, 371, (4, 48), generator=torch.Generator().manual_seed(1))
+    y = torch.roll(x, -1, dims=1)
+    y[:, -5:] = -1  # padding is ignored
+
+    with torch.no_grad():
+        float32_loss = float(reference(x, y)[1])
+    losses = [train_step(model, optimizer, x, y, grad_clip=1.0, bf16=bf16) for _ in range(30)]
+    # The first step's loss is the float32 loss of the same weights, to bfloat16's precision.
+    assert losses[0] == pytest.approx(float32_loss, rel=0 if not bf16 else 1e-2)
+    assert (losses[0] != float32_loss) == bf16  # autocast did run, and only when asked
+    assert losses[-1] < 0.5 * losses[0]
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(s["exp_avg"].dtype == torch.float32 for s in optimizer.state.values())
