@@ -5,10 +5,9 @@
 Takes `--count` structures from a seeded shuffle of the validation split of
 `mp_cgcnn_36k.csv.gz`; each gives a prompt of its composition and Z (formula units in the
 stored cell; `--z-from symmetrized`: of the symmetrized cell, as in the training CIFs), no
-space group, as a CrystaLLM API request `{"comp", "z"}` would. One CIF is
-sampled per prompt (n=1; temperature 0.8, top-k 10, the `small` token cap of 1,200, cut to
-the model's context), then post-processed and checked as `/v1/generate` does
-(`validity.judge`). Prints the rate and the failed checks.
+space group, as a CrystaLLM API request `{"comp", "z"}` would. One CIF is sampled per
+prompt (n=1; temperature 0.8, top-k 10, the `small` cap of 1,200 new tokens), then
+post-processed and checked as `/v1/generate` does (`validity.judge`). Prints the rate and the failed checks.
 With `--n N`, N candidates are sampled per prompt and a composition counts as solved when
 one of them is valid, as `/v1/generate` with `"n": N` returns the first valid candidate.
 With `--reference`, nothing is sampled: the validation CIFs themselves, written as
@@ -95,7 +94,7 @@ def sample(cases: list[dict], checkpoint: Path, batch_size: int, seed: int) -> N
     for first in range(0, len(cases), batch_size):
         batch = cases[first:first + batch_size]
         encoded = [tokenizer.encode(case["prompt"]) for case in batch]
-        params = SamplingParams(max_new_tokens=LIMITS["small"].new_tokens(encoded), seed=seed + first)
+        params = SamplingParams(max_new_tokens=LIMITS["small"].max_new_tokens, seed=seed + first)
         for case, prompt, generation in zip(batch, encoded, generate(model, encoded, params)):
             case["generated"] = case["prompt"] + tokenizer.decode(generation.tokens)
             case["finish"] = generation.finish_reason

@@ -8,6 +8,11 @@ step feed one token per row, and rows that finish leave the batch.
 `generate_reference` is the obvious loop, batch 1, the whole text re-fed every step. Tests
 hold the two to the same tokens; benchmarks measure one against the other.
 
+Past the model's context both go on as CrystaLLM does: each step re-reads the last
+`block_size` tokens. Learned positions then shift by one every step, so nothing can be
+cached: such rows leave the cached batch and continue in a batch of their own, each step a
+full forward over the window.
+
 Randomness: sequence i of a call draws from its own torch.Generator, seeded from (seed, i)
 alone, one uniform number per sampled token. So a sequence's text does not depend on which
 other prompts share its batch, and `generate_reference(..., sequence=i)` reproduces it.
@@ -54,7 +59,7 @@ class Generation:
     """What one prompt produced: the new token ids (prompt excluded) and why it ended.
 
     "stop": two newlines in a row (the CIF is complete, both newlines included);
-    "length": max_new_tokens, or the model's context, ran out; "time": time_limit_s passed.
+    "length": max_new_tokens ran out; "time": time_limit_s passed.
     """
 
     tokens: list[int] = field(default_factory=list)
@@ -158,8 +163,7 @@ def generate_many(model: GPT, requests: Sequence[SamplingRequest], stop_id: int 
         params = request.params
         deadline = None if params.time_limit_s is None else start + params.time_limit_s
         generators = sequence_generators(params.seed, len(request.prompts))
-        rows += [_Row(prompt, generator, min(params.max_new_tokens, model.config.block_size - len(prompt)),
-                      deadline, params.temperature, params.top_k)
+        rows += [_Row(prompt, generator, params.max_new_tokens, deadline, params.temperature, params.top_k)
                  for prompt, generator in zip(request.prompts, generators)]
     chunk = max(1, kv_cache_bytes // kv_cache_bytes_per_row(model.config, model.lm_head.weight.element_size()))
     generations: list[Generation] = []
@@ -175,8 +179,10 @@ def generate_many(model: GPT, requests: Sequence[SamplingRequest], stop_id: int 
 
 @torch.no_grad()
 def _generate_rows(model: GPT, rows: list[_Row], stop_id: int) -> list[Generation]:
-    """The batched, cached loop over rows, each sampled as its `_Row` says."""
+    """The batched, cached loop over rows, each sampled as its `_Row` says; rows that reach the
+    end of the context finish in `_slide`."""
     weight = model.lm_head.weight
+    block_size = model.config.block_size
     device = weight.device
     n = len(rows)
     if n == 0:
@@ -189,7 +195,8 @@ def _generate_rows(model: GPT, rows: list[_Row], stop_id: int) -> list[Generatio
     ids = torch.zeros((n, width), dtype=torch.long, device=device)
     for row, prompt in enumerate(prompts):
         ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
-    cache = KVCache(model.config, n, width + max(row.budget for row in rows), weight.dtype, device)
+    cached_tokens = [min(row.budget, block_size - len(row.prompt)) for row in rows]  # new tokens that fit
+    cache = KVCache(model.config, n, width + max(cached_tokens), weight.dtype, device)
     slots = torch.arange(cache.capacity, device=device)
     visible = slots.unsqueeze(0) >= pad.unsqueeze(1)  # (rows, slots): not padding
 
@@ -204,6 +211,7 @@ def _generate_rows(model: GPT, rows: list[_Row], stop_id: int) -> list[Generatio
     results = [Generation() for _ in range(n)]
     previous = [p[-1] for p in prompts]
     active = list(range(n))  # which prompt each cache row holds
+    sliding: list[int] = []  # prompts whose text has filled the context
     while True:
         now = time.monotonic()
         timed_out = {row for row, i in enumerate(active) if rows[i].deadline is not None and now >= rows[i].deadline}
@@ -224,7 +232,9 @@ def _generate_rows(model: GPT, rows: list[_Row], stop_id: int) -> list[Generatio
             results[i].tokens.append(token)
             results[i].finish_reason = _finished(token, previous[i], len(results[i].tokens), rows[i].budget, stop_id)
             previous[i] = token
-        kept = [row for row, i in enumerate(active) if results[i].finish_reason is None]
+            if results[i].finish_reason is None and len(results[i].tokens) == cached_tokens[i]:
+                sliding.append(i)
+        kept = [row for row, i in enumerate(active) if results[i].finish_reason is None and i not in sliding]
         if not kept:
             break
         if len(kept) < len(active):
@@ -239,7 +249,35 @@ def _generate_rows(model: GPT, rows: list[_Row], stop_id: int) -> list[Generatio
         positions = (slot - pad).unsqueeze(1)
         mask = visible[:, None, None, : slot + 1] if bool(pad.any()) else None
         logits = model(step, positions=positions, mask=mask, cache=cache)[0][:, -1]
+    del cache
+    _slide(model, rows, results, sliding, stop_id)
     return results
+
+
+def _slide(model: GPT, rows: list[_Row], results: list[Generation], indices: list[int], stop_id: int) -> None:
+    """Continue these rows past the context as CrystaLLM does: each step feeds the last
+    `block_size` tokens of each, in one batch, with no cache."""
+    block_size = model.config.block_size
+    device = model.lm_head.weight.device
+    texts = {i: list(rows[i].prompt) + results[i].tokens for i in indices}
+    active = list(indices)
+    while active:
+        now = time.monotonic()
+        for i in active:
+            if rows[i].deadline is not None and now >= rows[i].deadline:
+                results[i].finish_reason = "time"
+        active = [i for i in active if results[i].finish_reason is None]
+        if not active:
+            break
+        window = torch.tensor([texts[i][-block_size:] for i in active], dtype=torch.long, device=device)
+        logits = model(window)[0][:, -1]
+        tokens = pick_tokens(logits, [rows[i].temperature for i in active], [rows[i].top_k for i in active],
+                             [rows[i].generator for i in active])
+        for i, token in zip(active, tokens):
+            results[i].tokens.append(token)
+            results[i].finish_reason = _finished(token, texts[i][-1], len(results[i].tokens), rows[i].budget, stop_id)
+            texts[i].append(token)
+        active = [i for i in active if results[i].finish_reason is None]
 
 
 @torch.no_grad()
@@ -250,7 +288,7 @@ def generate_reference(model: GPT, prompt: Sequence[int], params: SamplingParams
     check(model, [prompt], params)
     deadline = None if params.time_limit_s is None else time.monotonic() + params.time_limit_s
     generator = sequence_generators(params.seed, sequence + 1)[sequence]
-    budget = min(params.max_new_tokens, model.config.block_size - len(prompt))
+    block_size = model.config.block_size
     device = model.lm_head.weight.device
     ids = list(prompt)
     result = Generation()
@@ -258,9 +296,9 @@ def generate_reference(model: GPT, prompt: Sequence[int], params: SamplingParams
         if deadline is not None and time.monotonic() >= deadline:
             result.finish_reason = "time"
             break
-        logits = model(torch.tensor([ids], dtype=torch.long, device=device))[0][:, -1]
+        logits = model(torch.tensor([ids[-block_size:]], dtype=torch.long, device=device))[0][:, -1]
         token = pick_tokens(logits, [params.temperature], [params.top_k], [generator])[0]
         result.tokens.append(token)
-        result.finish_reason = _finished(token, ids[-1], len(result.tokens), budget, stop_id)
+        result.finish_reason = _finished(token, ids[-1], len(result.tokens), params.max_new_tokens, stop_id)
         ids.append(token)
     return result

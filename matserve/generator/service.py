@@ -1,9 +1,10 @@
 """What the Triton ``generator`` model does: prompts in, completed CIF texts out, per named checkpoint.
 
 Models are named as in the CrystaLLM API (``small``, ``medium``, ``large``); each maps to a
-CrystaLLM-format ``ckpt.pt``. Token caps and time limits are the API's: 1,200 tokens and 60 s
-for ``small``, 2,000 and 120 s for the others; a cap past the model's context (1,024 tokens for
-CrystaLLM's small and the embedded model) ends at the context.
+CrystaLLM-format ``ckpt.pt``. Token caps and time limits are the API's: 1,200 new tokens and
+60 s for ``small``, 2,000 and 120 s for the others. A text that outgrows the model's context
+(1,024 tokens for CrystaLLM's small and the embedded model) goes on over a sliding window, as
+CrystaLLM's does (see sampler.py).
 
 ``small`` defaults to the embedded checkpoint, ``weights/small.pt`` beside this file (trained
 by ``matserve.generator.train``); a configured ``small`` checkpoint replaces it. ``medium`` and
@@ -32,12 +33,8 @@ EMBEDDED_SMALL = Path(__file__).resolve().parent / "weights" / "small.pt"
 
 @dataclass(frozen=True)
 class ModelLimits:
-    max_tokens: int  # prompt included
+    max_new_tokens: int  # CrystaLLM's cap: tokens generated after the prompt
     time_limit_s: float
-
-    def new_tokens(self, prompts: Sequence[Sequence[int]]) -> int:
-        """Tokens each of these prompts may add: the cap less the longest prompt (at least 1)."""
-        return max(1, self.max_tokens - max(len(p) for p in prompts))
 
 
 LIMITS = {"small": ModelLimits(1200, 60.0), "medium": ModelLimits(2000, 120.0), "large": ModelLimits(2000, 120.0)}
@@ -112,7 +109,7 @@ class GeneratorService:
         encoded = [self.tokenizer.encode(prompt) for prompt in request.prompts]
         if not encoded:
             raise ValueError("no prompts")
-        params = SamplingParams(max_new_tokens=limits.new_tokens(encoded), temperature=request.temperature,
+        params = SamplingParams(max_new_tokens=limits.max_new_tokens, temperature=request.temperature,
                                 top_k=request.top_k, seed=request.seed, time_limit_s=limits.time_limit_s)
         check(self.models[request.model], encoded, params)
         return SamplingRequest(encoded, params)

@@ -99,12 +99,22 @@ def test_top_k_draws_only_among_the_k_best(model):
     assert [g.tokens for g in generate(model, PROMPTS, params)] == [g.tokens for g in generate(model, PROMPTS, greedy)]
 
 
-def test_context_and_token_caps(model):
-    long_prompt = [tokenizer.newline_id - 1] * 125  # 3 slots left in a 128-token context
-    out = generate(model, [long_prompt, PROMPTS[0]], SamplingParams(max_new_tokens=10, seed=1))
-    assert len(out[0].tokens) == 3 and out[0].finish_reason == "length"
-    assert len(out[1].tokens) == 10 and out[1].finish_reason == "length"
-    assert out[0].tokens == generate_reference(model, long_prompt, SamplingParams(max_new_tokens=10, seed=1)).tokens
+def test_token_cap_counts_new_tokens(model):
+    out = generate(model, PROMPTS[:2], SamplingParams(max_new_tokens=10, seed=1))
+    assert [(len(g.tokens), g.finish_reason) for g in out] == [(10, "length"), (10, "length")]
+
+
+@pytest.mark.parametrize("params", [SamplingParams(temperature=0, max_new_tokens=12),
+                                    SamplingParams(max_new_tokens=12, seed=1)], ids=["greedy", "top-k"])
+def test_past_the_context_the_window_slides_as_crystallms(model, params):
+    filler = tokenizer.newline_id - 1
+    prompts = [[filler] * 125, PROMPTS[1], [filler] * 120]  # 3 and 8 slots left of a 128-token context
+    out = assert_matches_reference(model, prompts, params)
+    assert [(len(g.tokens), g.finish_reason) for g in out] == [(12, "length")] * 3
+    if params.temperature == 0:  # the 4th new token of row 0 is read off the last 128 tokens, at positions 0-127
+        window = (prompts[0] + out[0].tokens[:3])[-128:]
+        with torch.no_grad():
+            assert out[0].tokens[3] == int(model(torch.tensor([window]))[0][0, -1].argmax())
 
 
 def test_time_limit(model):
