@@ -174,3 +174,13 @@ def test_a_batch_over_the_cache_budget_is_sampled_in_chunks_with_the_same_result
     # the README's MiB per sequence: the embedded model, CrystaLLM's small and large
     embedded = GPTConfig(n_layer=4, n_head=4, n_embd=256, block_size=1024)
     assert [kv_cache_bytes_per_row(c) / 2**20 for c in (embedded, SMALL, LARGE)] == [8, 32, 256]
+
+
+def test_time_limit_ends_a_row_while_it_slides(model, monkeypatch):
+    prompt = [tokenizer.newline_id - 1] * 125  # 3 cached tokens, then the window slides
+    unlimited = generate(model, [prompt], SamplingParams(max_new_tokens=12, seed=1))[0]
+    clock = iter(range(10_000))  # every reading of the clock is one second later
+    monkeypatch.setattr(sampler.time, "monotonic", lambda: next(clock))
+    limited = generate(model, [prompt], SamplingParams(max_new_tokens=12, seed=1, time_limit_s=6))[0]
+    assert limited.finish_reason == "time"
+    assert 3 < len(limited.tokens) < 12 and limited.tokens == unlimited.tokens[:len(limited.tokens)]
