@@ -6,9 +6,10 @@ draws from the seed `--seed` + i, in the plain loop and in every batch, so the t
 the same: the first `--reference-prompts` rows of every run are checked against the plain
 loop (the script fails if one differs). Each row runs until its CIF ends (two newlines) or
 the `small` cap of 1,200 new tokens (past the 1,024-token context over a sliding window,
-as CrystaLLM does). Prints generated tokens per second for the plain loop and for the cached sampler at
-batch 1, 8, 16 and 32, and the ratios. The plain loop's rate is measured on the first
-`--reference-prompts` prompts only (all 32 would take 5 to 7.5 minutes: about 16,000 tokens at 36 to 52 tokens/s).
+as CrystaLLM does). Prints generated tokens per second for the plain loop and for the
+cached sampler at batch 1, 8, 16 and 32, and the ratios. The plain loop's rate is measured
+on the first `--reference-prompts` prompts only (all 32 would take 5 to 7.5 minutes: about
+16,000 tokens at 36 to 52 tokens/s).
 
     .venv/bin/python -m bench.generate [--checkpoint PATH] [--threads 1] [--reference-prompts 4]
 """

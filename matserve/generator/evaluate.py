@@ -7,7 +7,8 @@ Takes `--count` structures from a seeded shuffle of the validation split of
 stored cell; `--z-from symmetrized`: of the symmetrized cell, as in the training CIFs), no
 space group, as a CrystaLLM API request `{"comp", "z"}` would. One CIF is sampled per
 prompt (n=1; temperature 0.8, top-k 10, the `small` cap of 1,200 new tokens), then
-post-processed and checked as `/v1/generate` does (`validity.judge`). Prints the rate and the failed checks.
+post-processed and checked as `/v1/generate` does (`validity.judge`). Prints the rate and
+the failed checks.
 With `--n N`, N candidates are sampled per prompt and a composition counts as solved when
 one of them is valid, as `/v1/generate` with `"n": N` returns the first valid candidate.
 With `--reference`, nothing is sampled: the validation CIFs themselves, written as

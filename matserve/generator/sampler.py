@@ -134,6 +134,22 @@ class _Row:
     temperature: float
     top_k: int | None
 
+    def expired(self, now: float) -> bool:
+        return self.deadline is not None and now >= self.deadline
+
+
+def _sample_step(rows: list[_Row], active: list[int], logits: Tensor, results: list[Generation],
+                 previous: list[int], stop_id: int) -> list[int]:
+    """Pick the next token of each active row from its logits, append it, and mark the rows it
+    finishes; `previous` holds each row's last token and is updated."""
+    tokens = pick_tokens(logits, [rows[i].temperature for i in active], [rows[i].top_k for i in active],
+                         [rows[i].generator for i in active])
+    for i, token in zip(active, tokens):
+        results[i].tokens.append(token)
+        results[i].finish_reason = _finished(token, previous[i], len(results[i].tokens), rows[i].budget, stop_id)
+        previous[i] = token
+    return tokens
+
 
 def generate(model: GPT, prompts: Sequence[Sequence[int]], params: SamplingParams = SamplingParams(),
              stop_id: int = NEWLINE_ID) -> list[Generation]:
@@ -214,7 +230,7 @@ def _generate_rows(model: GPT, rows: list[_Row], stop_id: int) -> list[Generatio
     sliding: list[int] = []  # prompts whose text has filled the context
     while True:
         now = time.monotonic()
-        timed_out = {row for row, i in enumerate(active) if rows[i].deadline is not None and now >= rows[i].deadline}
+        timed_out = {row for row, i in enumerate(active) if rows[i].expired(now)}
         for row in timed_out:
             results[active[row]].finish_reason = "time"
         if timed_out:
@@ -226,14 +242,9 @@ def _generate_rows(model: GPT, rows: list[_Row], stop_id: int) -> list[Generatio
             pad, visible = pad[keep], visible[keep]
             logits = logits[keep]
             active = [active[row] for row in kept]
-        tokens = pick_tokens(logits, [rows[i].temperature for i in active], [rows[i].top_k for i in active],
-                             [rows[i].generator for i in active])
-        for i, token in zip(active, tokens):
-            results[i].tokens.append(token)
-            results[i].finish_reason = _finished(token, previous[i], len(results[i].tokens), rows[i].budget, stop_id)
-            previous[i] = token
-            if results[i].finish_reason is None and len(results[i].tokens) == cached_tokens[i]:
-                sliding.append(i)
+        tokens = _sample_step(rows, active, logits, results, previous, stop_id)
+        sliding += [i for i in active  # unfinished, and the context is full
+                    if results[i].finish_reason is None and len(results[i].tokens) == cached_tokens[i]]
         kept = [row for row, i in enumerate(active) if results[i].finish_reason is None and i not in sliding]
         if not kept:
             break
@@ -250,33 +261,29 @@ def _generate_rows(model: GPT, rows: list[_Row], stop_id: int) -> list[Generatio
         mask = visible[:, None, None, : slot + 1] if bool(pad.any()) else None
         logits = model(step, positions=positions, mask=mask, cache=cache)[0][:, -1]
     del cache
-    _slide(model, rows, results, sliding, stop_id)
+    _slide(model, rows, results, previous, sliding, stop_id)
     return results
 
 
-def _slide(model: GPT, rows: list[_Row], results: list[Generation], indices: list[int], stop_id: int) -> None:
+@torch.no_grad()
+def _slide(model: GPT, rows: list[_Row], results: list[Generation], previous: list[int], indices: list[int],
+           stop_id: int) -> None:
     """Continue these rows past the context as CrystaLLM does: each step feeds the last
     `block_size` tokens of each, in one batch, with no cache."""
     block_size = model.config.block_size
     device = model.lm_head.weight.device
-    texts = {i: list(rows[i].prompt) + results[i].tokens for i in indices}
     active = list(indices)
     while active:
         now = time.monotonic()
         for i in active:
-            if rows[i].deadline is not None and now >= rows[i].deadline:
+            if rows[i].expired(now):
                 results[i].finish_reason = "time"
         active = [i for i in active if results[i].finish_reason is None]
         if not active:
             break
-        window = torch.tensor([texts[i][-block_size:] for i in active], dtype=torch.long, device=device)
-        logits = model(window)[0][:, -1]
-        tokens = pick_tokens(logits, [rows[i].temperature for i in active], [rows[i].top_k for i in active],
-                             [rows[i].generator for i in active])
-        for i, token in zip(active, tokens):
-            results[i].tokens.append(token)
-            results[i].finish_reason = _finished(token, texts[i][-1], len(results[i].tokens), rows[i].budget, stop_id)
-            texts[i].append(token)
+        windows = [(list(rows[i].prompt) + results[i].tokens)[-block_size:] for i in active]
+        logits = model(torch.tensor(windows, dtype=torch.long, device=device))[0][:, -1]
+        _sample_step(rows, active, logits, results, previous, stop_id)
         active = [i for i in active if results[i].finish_reason is None]
 
 
