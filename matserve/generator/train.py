@@ -20,8 +20,12 @@ Steps:
    alone ran 2x faster, a whole run 1.25x. `--device cuda` trains on a GPU.
    `--init CKPT` starts from a checkpoint's weights (and shape) instead of random ones, so
    a model can be trained on in stages; the earlier stages' records are kept under "init".
+   `--dropout` regularizes a model large enough to memorize the corpus (on a GPU, say).
 3. Output: a CrystaLLM-format checkpoint (`{"model", "model_args", ...}`) with the run's
-   record under "training" (parameters, tokens seen, wall time, validation loss).
+   record under "training" (parameters, tokens seen, wall time, validation loss). The
+   validation loss is measured every `--eval-every-min` and at the end, and the file always
+   holds the weights of the lowest one so far: a run that starts to overfit keeps its best
+   weights ("saved" and "step" in the record say which), and an interrupted one leaves them.
 
 The wall-time limit covers everything, the corpus preparation included.
 """
@@ -42,10 +46,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from pymatgen.core import Structure
 
 from matserve.generator.checkpoint import clean_state_dict, config_from_model_args
-from matserve.generator.cif_format import to_crystallm_cif
 from matserve.generator.model import GPT, GPTConfig
 from matserve.generator.tokenizer import Tokenizer
 from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
@@ -90,7 +92,12 @@ def load_cifs(csv: Path, ids: list[str]) -> dict[str, str]:
 
 
 def cif_tokens(cif: str, tokenizer: Tokenizer) -> list[int]:
-    """One MP CIF -> CrystaLLM CIF text -> token ids."""
+    """One MP CIF -> CrystaLLM CIF text -> token ids. (pymatgen is imported here, so training
+    from a cached corpus, on a GPU machine say, needs only torch, numpy and pandas.)"""
+    from pymatgen.core import Structure
+
+    from matserve.generator.cif_format import to_crystallm_cif
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         structure = Structure.from_str(cif, fmt="cif")
@@ -250,10 +257,10 @@ def initial_model(args: argparse.Namespace) -> tuple[GPT, dict | None]:
     of how that checkpoint was made (its own "init" chain included)."""
     if args.init is None:
         config = GPTConfig(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block_size,
-                           vocab_size=Tokenizer().vocab_size, dropout=0.0, bias=True)
+                           vocab_size=Tokenizer().vocab_size, dropout=args.dropout, bias=True)
         return GPT(config), None
     checkpoint = torch.load(args.init, map_location="cpu", weights_only=True)
-    model = GPT(config_from_model_args({**checkpoint["model_args"], "dropout": 0.0}))
+    model = GPT(config_from_model_args({**checkpoint["model_args"], "dropout": args.dropout}))
     model.load_state_dict({k: v.float() for k, v in clean_state_dict(checkpoint["model"]).items()})
     return model, {"path": str(args.init), "training": checkpoint.get("training")}
 
@@ -275,6 +282,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--min-lr", type=float, default=1e-4)
     parser.add_argument("--warmup-steps", type=int, default=100)
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout while training (sampling uses none)")
     parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--grad-clip", type=float, default=1.0)
     parser.add_argument("--max-epochs", type=float, default=10.0)
@@ -323,6 +331,28 @@ def main(argv: list[str] | None = None) -> dict:
     step, tokens_seen, epoch, losses = 0, 0, 0, []
     next_eval = train_start + 60 * args.eval_every_min
     history: list[dict] = []
+    best: dict = {"val_loss": math.inf}  # the weights on disk at `args.out`
+
+    def record() -> dict:
+        """How the run went so far, for the checkpoint's "training" entry."""
+        return {
+            "parameters": model.num_params(),
+            "model_args": asdict(config),
+            "train_cifs": int(usable.sum()),
+            "val_cifs": len(val),
+            "steps": step,
+            "tokens_seen": tokens_seen,
+            "epochs": tokens_seen / epoch_tokens,
+            "train_loss_last_50": float(np.mean(losses[-50:])) if losses else None,
+            "val_history": list(history),
+            "training_wall_s": round(time.monotonic() - train_start, 1),
+            "total_wall_s": round(time.monotonic() - started, 1),
+            "threads": args.threads,
+            "seed": args.seed,
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "init": init_record,
+        }
+
     done = False
     while not done:
         batches = length_batches(lengths, max_length, args.batch_tokens, rng)
@@ -347,37 +377,35 @@ def main(argv: list[str] | None = None) -> dict:
                 val_loss = evaluate_loss(model, val, args.batch_tokens)
                 history.append({"step": step, "tokens": tokens_seen, "val_loss": val_loss})
                 print(f"step {step}: val loss {val_loss:.4f}", flush=True)
+                if val_loss < best["val_loss"]:
+                    best = {"val_loss": val_loss, "step": step, "tokens": tokens_seen}
+                    save_weights(model, args, step, {**record(), **best, "saved": "best so far, training on"})
                 next_eval = time.monotonic() + 60 * args.eval_every_min
         else:
             epoch += 1
 
-    train_wall = time.monotonic() - train_start
     val_loss = evaluate_loss(model, val, args.batch_tokens)
-    record = {
-        "parameters": model.num_params(),
-        "model_args": asdict(config),
-        "train_cifs": int(usable.sum()),
-        "val_cifs": len(val),
-        "steps": step,
-        "tokens_seen": tokens_seen,
-        "epochs": tokens_seen / epoch_tokens,
-        "train_loss_last_50": float(np.mean(losses[-50:])) if losses else None,
-        "val_loss": val_loss,
-        "val_history": history,
-        "training_wall_s": round(train_wall, 1),
-        "total_wall_s": round(time.monotonic() - started, 1),
-        "threads": args.threads,
-        "seed": args.seed,
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "init": init_record,
-    }
+    history.append({"step": step, "tokens": tokens_seen, "val_loss": val_loss})
+    if val_loss < best["val_loss"]:
+        best = {"val_loss": val_loss, "step": step, "tokens": tokens_seen}
+        save_weights(model, args, step, {**record(), **best, "saved": "at the end"})
+    else:  # the weights on disk are the best seen; their record learns how the run ended
+        saved = torch.load(args.out, map_location="cpu", weights_only=True)
+        saved["training"] = {**record(), **best, "saved": f"at step {best['step']}, the lowest validation loss"}
+        torch.save(saved, args.out)
+    final = torch.load(args.out, map_location="cpu", weights_only=True)["training"]
+    print(json.dumps(final, indent=1), flush=True)
+    print(f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)", flush=True)
+    return final
+
+
+def save_weights(model: GPT, args: argparse.Namespace, step: int, record: dict) -> None:
+    """A CrystaLLM-format checkpoint of the model's weights (float16 under `--fp16`)."""
     state = {k: (v.half() if args.fp16 and v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": state, "model_args": asdict(config), "iter_num": step, "training": record}, args.out)
-    record["total_wall_s"] = round(time.monotonic() - started, 1)
-    print(json.dumps(record, indent=1), flush=True)
-    print(f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)", flush=True)
-    return record
+    temporary = args.out.with_suffix(".tmp")
+    torch.save({"model": state, "model_args": asdict(model.config), "iter_num": step, "training": record}, temporary)
+    temporary.replace(args.out)
 
 
 if __name__ == "__main__":

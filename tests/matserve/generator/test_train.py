@@ -1,15 +1,22 @@
-"""The training script's corpus (serial and parallel conversion agree) and its warm start."""
+"""The training script's corpus (serial and parallel conversion agree), its warm start, and a
+whole run that keeps its best weights."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from matserve.generator.checkpoint import save_checkpoint
+from matserve.generator.checkpoint import load_checkpoint, save_checkpoint
 from matserve.generator.model import GPT, GPTConfig
 from matserve.generator.tokenizer import Tokenizer
-from matserve.generator.train import build_corpus, convert, initial_model, parse_args, train_step
+from matserve.generator.train import CORPUS_FORMAT, build_corpus, convert, evaluate_loss, initial_model, parse_args, \
+    train_step
 from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
 
 
@@ -70,3 +77,43 @@ def test_train_step_learns_and_keeps_float32_weights(bf16):
     assert losses[-1] < 0.5 * losses[0]
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert all(s["exp_avg"].dtype == torch.float32 for s in optimizer.state.values())
+
+
+def write_cached_corpus(cache_dir: Path, splits_csv: Path, corpora: dict[str, list[np.ndarray]]) -> None:
+    """Token sequences as `build_corpus` caches them, and the splits file that names them."""
+    rows = []
+    for split, sequences in corpora.items():
+        ids = [f"mp-{split}-{i}" for i in range(len(sequences))]
+        rows += [{"material_id": material_id, "split": split} for material_id in ids]
+        offsets = np.concatenate([[0], np.cumsum([len(s) for s in sequences])]).astype(np.int64)
+        np.savez(cache_dir / f"{split}_seed1337_format{CORPUS_FORMAT}.npz", ids=np.array(ids),
+                 tokens=np.concatenate(sequences).astype(np.uint16), offsets=offsets, done=len(ids))
+    pd.DataFrame(rows).to_csv(splits_csv, index=False)
+
+
+def test_a_run_from_a_cached_corpus_needs_no_pymatgen_and_keeps_its_best_weights(tmp_path):
+    # Training texts alternate two tokens, validation texts repeat one of them: learning which
+    # tokens occur helps the validation loss, learning that they alternate then hurts it, so
+    # the best weights are an early step's, not the last.
+    corpora = {"train": [np.array([1, 2] * 15) for _ in range(64)], "val": [np.ones(30) for _ in range(8)]}
+    write_cached_corpus(tmp_path, tmp_path / "splits.csv", corpora)
+    out = tmp_path / "ckpt.pt"
+    cache = ["--cache-dir", str(tmp_path), "--splits", str(tmp_path / "splits.csv"), "--csv", str(tmp_path / "x.csv")]
+    flags = [*cache, "--train-limit", "0", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "64",
+             "--batch-tokens", "256", "--lr", "1e-2", "--warmup-steps", "1", "--max-epochs", "3",
+             "--eval-every-min", "0", "--dropout", "0.1", "--out", str(out)]
+    no_pymatgen = ("import sys; sys.modules['pymatgen'] = None; "
+                   "from matserve.generator.train import main; main(sys.argv[1:])")
+    subprocess.run([sys.executable, "-c", no_pymatgen, *flags], check=True, capture_output=True,
+                   cwd=Path(__file__).resolve().parents[3])
+
+    checkpoint = torch.load(out, weights_only=True)
+    record = checkpoint["training"]
+    history = [h["val_loss"] for h in record["val_history"]]
+    assert len(history) == record["steps"] + 1  # every step, and once more at the end
+    assert record["val_loss"] == min(history) < history[-1]
+    assert record["step"] == checkpoint["iter_num"] < record["steps"]
+    assert record["saved"] == f"at step {record['step']}, the lowest validation loss"
+    assert checkpoint["model_args"]["dropout"] == 0.1
+    val = build_corpus(tmp_path / "x.csv", tmp_path / "splits.csv", "val", None, 1337, tmp_path)
+    assert evaluate_loss(load_checkpoint(out), val, 256) == pytest.approx(record["val_loss"], rel=1e-6)
