@@ -8,8 +8,8 @@ loop (the script fails if one differs). Each row runs until its CIF ends (two ne
 the `small` cap of 1,200 new tokens (past the 1,024-token context over a sliding window,
 as CrystaLLM does). Prints generated tokens per second for the plain loop and for the
 cached sampler at batch 1, 8, 16 and 32, and the ratios. The plain loop's rate is measured
-on the first `--reference-prompts` prompts only (all 32 would take 4.5 to 7.5 minutes: about
-16,000 tokens at 36 to 61 tokens/s).
+on the first `--reference-prompts` prompts only (all 32 would take about 14 minutes with the
+embedded weights: some 16,000 tokens at 19 tokens/s).
 
     .venv/bin/python -m bench.generate [--checkpoint PATH] [--threads 1] [--reference-prompts 4]
 """

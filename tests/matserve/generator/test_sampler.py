@@ -1,10 +1,12 @@
 import pytest
 import torch
 
+from matserve.generator.checkpoint import config_from_model_args
 from matserve.generator.model import GPT, LARGE, SMALL, GPTConfig
 from matserve.generator import sampler
 from matserve.generator.sampler import (SamplingParams, SamplingRequest, generate, generate_many, generate_reference,
                                          kv_cache_bytes_per_row)
+from matserve.generator.service import EMBEDDED_SMALL
 from matserve.generator.tokenizer import Tokenizer
 
 tokenizer = Tokenizer()
@@ -172,8 +174,8 @@ def test_a_batch_over_the_cache_budget_is_sampled_in_chunks_with_the_same_result
     assert chunked == generate_many(model, requests)
     assert kv_cache_bytes_per_row(model.config) == 2 * 2 * 128 * 64 * 4  # keys and values, 2 layers, float32
     # the README's MiB per sequence: the embedded model, CrystaLLM's small and large
-    embedded = GPTConfig(n_layer=4, n_head=4, n_embd=256, block_size=1024)
-    assert [kv_cache_bytes_per_row(c) / 2**20 for c in (embedded, SMALL, LARGE)] == [8, 32, 256]
+    embedded = config_from_model_args(torch.load(EMBEDDED_SMALL, weights_only=True)["model_args"])
+    assert [kv_cache_bytes_per_row(c) / 2**20 for c in (embedded, SMALL, LARGE)] == [18, 32, 256]
 
 
 def test_time_limit_ends_a_row_while_it_slides(model, monkeypatch):
