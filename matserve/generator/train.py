@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     val_loss = evaluate_loss(model, val, args.batch_tokens)
     history.append({"step": step, "tokens": tokens_seen, "val_loss": val_loss})
-    if val_loss < best["val_loss"]:
+    if val_loss < best["val_loss"] or "step" not in best:  # better, or nothing saved yet (a NaN loss, say)
         best = {"val_loss": val_loss, "step": step, "tokens": tokens_seen}
         save_weights(model, args, step, {**record(), **best, "saved": "at the end"})
     else:  # the weights on disk are the best seen; their record learns how the run ended
