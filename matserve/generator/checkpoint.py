@@ -44,7 +44,12 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> GPT
     return model.to(device).eval()
 
 
-def save_checkpoint(path: str | Path, model: GPT, **extra: Any) -> None:
-    """Write `model` as CrystaLLM would; `extra` adds entries such as iter_num or optimizer."""
-    checkpoint = {"model": model.state_dict(), "model_args": asdict(model.config), **extra}
-    torch.save(checkpoint, path)
+def save_checkpoint(path: str | Path, model: GPT, float16: bool = False, **extra: Any) -> None:
+    """Write `model` as CrystaLLM would (on the CPU; its floating-point tensors as float16 when
+    asked); `extra` adds entries such as iter_num or optimizer. The file is replaced whole, so a
+    reader never sees half of it."""
+    state = {k: (v.half() if float16 and v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()}
+    path = Path(path)
+    temporary = path.with_suffix(".tmp")
+    torch.save({"model": state, "model_args": asdict(model.config), **extra}, temporary)
+    temporary.replace(path)

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from matserve.generator.checkpoint import clean_state_dict, config_from_model_args
+from matserve.generator.checkpoint import clean_state_dict, config_from_model_args, save_checkpoint
 from matserve.generator.model import GPT, GPTConfig
 from matserve.generator.tokenizer import Tokenizer
 from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
@@ -306,6 +306,7 @@ def main(argv: list[str] | None = None) -> dict:
     deadline = started + 60 * (args.time_limit_min - args.reserve_min)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
 
     train = build_corpus(args.csv, args.splits, "train", args.train_limit or None, args.seed, args.cache_dir,
                          workers=args.workers)
@@ -379,7 +380,8 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"step {step}: val loss {val_loss:.4f}", flush=True)
                 if val_loss < best["val_loss"]:
                     best = {"val_loss": val_loss, "step": step, "tokens": tokens_seen}
-                    save_weights(model, args, step, {**record(), **best, "saved": "best so far, training on"})
+                    save_checkpoint(args.out, model, args.fp16, iter_num=step,
+                                    training={**record(), **best, "saved": "best so far, training on"})
                 next_eval = time.monotonic() + 60 * args.eval_every_min
         else:
             epoch += 1
@@ -388,24 +390,15 @@ def main(argv: list[str] | None = None) -> dict:
     history.append({"step": step, "tokens": tokens_seen, "val_loss": val_loss})
     if val_loss < best["val_loss"] or "step" not in best:  # better, or nothing saved yet (a NaN loss, say)
         best = {"val_loss": val_loss, "step": step, "tokens": tokens_seen}
-        save_weights(model, args, step, {**record(), **best, "saved": "at the end"})
+        final = {**record(), **best, "saved": "at the end"}
+        save_checkpoint(args.out, model, args.fp16, iter_num=step, training=final)
     else:  # the weights on disk are the best seen; their record learns how the run ended
+        final = {**record(), **best, "saved": f"at step {best['step']}, the lowest validation loss"}
         saved = torch.load(args.out, map_location="cpu", weights_only=True)
-        saved["training"] = {**record(), **best, "saved": f"at step {best['step']}, the lowest validation loss"}
-        torch.save(saved, args.out)
-    final = torch.load(args.out, map_location="cpu", weights_only=True)["training"]
+        torch.save({**saved, "training": final}, args.out)
     print(json.dumps(final, indent=1), flush=True)
     print(f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)", flush=True)
     return final
-
-
-def save_weights(model: GPT, args: argparse.Namespace, step: int, record: dict) -> None:
-    """A CrystaLLM-format checkpoint of the model's weights (float16 under `--fp16`)."""
-    state = {k: (v.half() if args.fp16 and v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.out.with_suffix(".tmp")
-    torch.save({"model": state, "model_args": asdict(model.config), "iter_num": step, "training": record}, temporary)
-    temporary.replace(args.out)
 
 
 if __name__ == "__main__":
