@@ -265,11 +265,11 @@ def _generate_rows(model: GPT, rows: list[_Row], stop_id: int) -> list[Generatio
     return results
 
 
-@torch.no_grad()
 def _slide(model: GPT, rows: list[_Row], results: list[Generation], previous: list[int], indices: list[int],
            stop_id: int) -> None:
     """Continue these rows past the context as CrystaLLM does: each step feeds the last
-    `block_size` tokens of each, in one batch, with no cache."""
+    `block_size` tokens of each, in one batch, with no cache. (Called under `_generate_rows`'s
+    `no_grad`.)"""
     block_size = model.config.block_size
     device = model.lm_head.weight.device
     active = list(indices)
