@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from matserve.generator.checkpoint import load_checkpoint
-from matserve.generator.evaluate import validation_prompts
+from matserve.generator.evaluate import split_prompts
 from matserve.generator.model import GPT
 from matserve.generator.sampler import Generation, SamplingParams, SamplingRequest, generate_many, generate_reference
 from matserve.generator.service import EMBEDDED_SMALL, LIMITS
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
 
     model = load_checkpoint(args.checkpoint)
     tokenizer = Tokenizer()
-    prompts = [tokenizer.encode(case["prompt"]) for case in validation_prompts(max(BATCHES), args.seed)]
+    prompts = [tokenizer.encode(case["prompt"]) for case in split_prompts(max(BATCHES), args.seed)]
     params = SamplingParams(max_new_tokens=LIMITS["small"].max_new_tokens, seed=args.seed)
     print(f"weights {args.checkpoint.name}: {model.num_params():,} parameters, {args.threads} thread(s); "
           f"{len(prompts)} validation compositions, no space group")

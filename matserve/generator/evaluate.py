@@ -54,13 +54,14 @@ def symmetrized_z(structure: Structure) -> int:
         return formula_units(to_crystallm_cif(structure))
 
 
-def validation_prompts(count: int, seed: int, csv: Path = MP_STRUCTURES, splits: Path = MP_SPLITS,
-                       z_from: str = "cell", with_reference: bool = False) -> list[dict]:
-    """`count` held-out compositions as {"material_id", "comp", "z", "prompt"}, in a seeded order.
+def split_prompts(count: int, seed: int, split: str = "val", csv: Path = MP_STRUCTURES, splits: Path = MP_SPLITS,
+                  z_from: str = "cell", with_reference: bool = False) -> list[dict]:
+    """`count` compositions of a split (by default the held-out one) as {"material_id", "comp",
+    "z", "prompt"}, in a seeded order.
 
     Z is that of the stored cell (`z_from="cell"`) or of the symmetrized cell ("symmetrized").
     `with_reference` adds "reference": the structure itself as CrystaLLM training text."""
-    ids = split_ids(splits, "val")
+    ids = split_ids(splits, split)
     random.Random(seed).shuffle(ids)
     frame = pd.read_csv(csv, usecols=["material_id", "cif"]).set_index("material_id")
     out = []
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    compositions = validation_prompts(args.count, args.seed, z_from=args.z_from, with_reference=args.reference)
+    compositions = split_prompts(args.count, args.seed, z_from=args.z_from, with_reference=args.reference)
     cases = [dict(case, candidate=k) for case in compositions for k in range(args.n)]
     started = time.monotonic()
     if args.reference:

@@ -77,6 +77,28 @@ class Corpus:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    @classmethod
+    def from_examples(cls, ids: list[str], examples: list[np.ndarray]) -> Corpus:
+        offsets = np.concatenate([[0], np.cumsum([len(e) for e in examples])]).astype(np.int64)
+        tokens = np.concatenate(examples).astype(np.uint16) if examples else np.zeros(0, dtype=np.uint16)
+        return cls(list(ids), tokens, offsets)
+
+    def save(self, path: Path, **extra: int) -> None:
+        """Write the corpus (and `extra` counters) as one npz, replacing any earlier file whole."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp.npz")
+        np.savez(temporary, ids=np.array(self.ids), tokens=self.tokens, offsets=self.offsets, **extra)
+        temporary.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Corpus:
+        saved = np.load(path)
+        return cls(saved["ids"].tolist(), saved["tokens"], saved["offsets"])
+
+    def __add__(self, other: Corpus) -> Corpus:
+        return Corpus(self.ids + other.ids, np.concatenate([self.tokens, other.tokens]),
+                      np.concatenate([self.offsets, self.offsets[-1] + other.offsets[1:]]))
+
 
 def split_ids(splits_csv: Path, split: str) -> list[str]:
     """Material ids of one split (train, val, test), in file order."""
@@ -137,17 +159,13 @@ def build_corpus(csv: Path, splits_csv: Path, split: str, limit: int | None, see
     chunks: list[np.ndarray] = []
     done = 0  # structures of the shuffled order already tried
     if path.exists():
-        cached = np.load(path)
-        kept, done = cached["ids"].tolist(), int(cached["done"])
-        chunks = np.split(cached["tokens"], cached["offsets"][1:-1]) if kept else []
+        cached = Corpus.load(path)
+        kept, done = cached.ids, int(np.load(path)["done"])
+        chunks = [cached.example(i) for i in range(len(cached))]
         print(f"corpus {split}: {len(kept)} CIFs of the first {done} structures from cache {path}", flush=True)
 
     def save() -> None:
-        offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
-        tokens = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.uint16)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        np.savez(path.with_suffix(".tmp.npz"), ids=np.array(kept), tokens=tokens, offsets=offsets, done=done)
-        path.with_suffix(".tmp.npz").replace(path)
+        Corpus.from_examples(kept, chunks).save(path, done=done)
 
     if done < len(wanted):
         cifs = load_cifs(csv, wanted[done:])
@@ -174,9 +192,7 @@ def build_corpus(csv: Path, splits_csv: Path, split: str, limit: int | None, see
 
     position = {material_id: i for i, material_id in enumerate(wanted)}
     selected = [i for i, material_id in enumerate(kept) if material_id in position]
-    chunks = [chunks[i] for i in selected]
-    offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
-    corpus = Corpus([kept[i] for i in selected], np.concatenate(chunks), offsets)
+    corpus = Corpus.from_examples([kept[i] for i in selected], [chunks[i] for i in selected])
     print(f"corpus {split}: {len(corpus)} CIFs ({len(wanted) - len(corpus)} missing or failed), "
           f"{len(corpus.tokens):,} tokens", flush=True)
     return corpus
@@ -265,6 +281,13 @@ def initial_model(args: argparse.Namespace) -> tuple[GPT, dict | None]:
     return model, {"path": str(args.init), "training": checkpoint.get("training")}
 
 
+def plain(value: object) -> object:
+    """An argument as the checkpoint can store it (`torch.load(weights_only=True)` reads no Path)."""
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return str(value) if isinstance(value, Path) else value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--csv", type=Path, default=MP_STRUCTURES)
@@ -295,6 +318,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="processes converting the corpus")
     parser.add_argument("--init", type=Path, default=None,
                         help="start from this checkpoint's weights; its shape replaces --n-layer/--n-head/--n-embd")
+    parser.add_argument("--extra-corpus", type=Path, action="append", default=[],
+                        help="a saved Corpus (self_samples' output, say) added to the training CIFs; repeatable")
+    parser.add_argument("--extra-repeat", type=int, default=1, help="times each extra CIF is in an epoch")
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--fp16", action="store_true", help="store the weights as float16")
     return parser.parse_args(argv)
@@ -310,6 +336,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     train = build_corpus(args.csv, args.splits, "train", args.train_limit or None, args.seed, args.cache_dir,
                          workers=args.workers)
+    for path in args.extra_corpus:
+        extra = Corpus.load(path)
+        print(f"extra corpus {path}: {len(extra)} CIFs x {args.extra_repeat}", flush=True)
+        for _ in range(args.extra_repeat):
+            train = train + extra
     val = build_corpus(args.csv, args.splits, "val", args.val_limit, args.seed, args.cache_dir, workers=args.workers)
     model, init_record = initial_model(args)
     model.to(args.device)
@@ -350,7 +381,7 @@ def main(argv: list[str] | None = None) -> dict:
             "total_wall_s": round(time.monotonic() - started, 1),
             "threads": args.threads,
             "seed": args.seed,
-            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "args": {k: plain(v) for k, v in vars(args).items()},
             "init": init_record,
         }
 

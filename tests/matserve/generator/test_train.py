@@ -15,8 +15,8 @@ import torch
 from matserve.generator.checkpoint import load_checkpoint, save_checkpoint
 from matserve.generator.model import GPT, GPTConfig
 from matserve.generator.tokenizer import Tokenizer
-from matserve.generator.train import CORPUS_FORMAT, build_corpus, convert, evaluate_loss, initial_model, parse_args, \
-    train_step
+from matserve.generator.train import CORPUS_FORMAT, Corpus, build_corpus, convert, evaluate_loss, initial_model, \
+    parse_args, train_step
 from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
 
 
@@ -39,6 +39,19 @@ def test_parallel_conversion_gives_the_serial_corpus(tmp_path):
     # A prefix of the cached corpus.
     cached = build_corpus(MP_STRUCTURES, MP_SPLITS, "val", 4, seed=3, cache_dir=tmp_path / "serial")
     assert cached.ids == serial.ids[:4] and np.array_equal(cached.tokens, serial.tokens[:cached.offsets[-1]])
+
+
+def test_a_corpus_saves_loads_and_adds_up(tmp_path):
+    first = Corpus.from_examples(["a", "b"], [np.array([1, 2, 3]), np.array([4])])
+    second = Corpus.from_examples(["c"], [np.array([5, 6])])
+    first.save(tmp_path / "first.npz", done=7)
+    loaded = Corpus.load(tmp_path / "first.npz")
+    assert loaded.ids == ["a", "b"] and loaded.tokens.dtype == np.uint16
+    assert int(np.load(tmp_path / "first.npz")["done"]) == 7
+    both = loaded + second
+    assert both.ids == ["a", "b", "c"] and both.lengths().tolist() == [3, 1, 2]
+    assert [both.example(i).tolist() for i in range(3)] == [[1, 2, 3], [4], [5, 6]]
+    assert not (tmp_path / "first.tmp.npz").exists()  # written whole, then renamed
 
 
 def test_init_starts_from_the_checkpoints_weights_and_shape(tmp_path):
@@ -85,9 +98,8 @@ def write_cached_corpus(cache_dir: Path, splits_csv: Path, corpora: dict[str, li
     for split, sequences in corpora.items():
         ids = [f"mp-{split}-{i}" for i in range(len(sequences))]
         rows += [{"material_id": material_id, "split": split} for material_id in ids]
-        offsets = np.concatenate([[0], np.cumsum([len(s) for s in sequences])]).astype(np.int64)
-        np.savez(cache_dir / f"{split}_seed1337_format{CORPUS_FORMAT}.npz", ids=np.array(ids),
-                 tokens=np.concatenate(sequences).astype(np.uint16), offsets=offsets, done=len(ids))
+        Corpus.from_examples(ids, sequences).save(cache_dir / f"{split}_seed1337_format{CORPUS_FORMAT}.npz",
+                                                  done=len(ids))
     pd.DataFrame(rows).to_csv(splits_csv, index=False)
 
 
@@ -97,8 +109,10 @@ def test_a_run_from_a_cached_corpus_needs_no_pymatgen_and_keeps_its_best_weights
     # the best weights are an early step's, not the last.
     corpora = {"train": [np.array([1, 2] * 15) for _ in range(64)], "val": [np.ones(30) for _ in range(8)]}
     write_cached_corpus(tmp_path, tmp_path / "splits.csv", corpora)
+    Corpus.from_examples(["mp-self-0", "mp-self-1"], [np.array([2, 1] * 15)] * 2).save(tmp_path / "self.npz")
     out = tmp_path / "ckpt.pt"
-    cache = ["--cache-dir", str(tmp_path), "--splits", str(tmp_path / "splits.csv"), "--csv", str(tmp_path / "x.csv")]
+    cache = ["--cache-dir", str(tmp_path), "--splits", str(tmp_path / "splits.csv"), "--csv", str(tmp_path / "x.csv"),
+             "--extra-corpus", str(tmp_path / "self.npz"), "--extra-repeat", "3"]
     flags = [*cache, "--train-limit", "0", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "64",
              "--batch-tokens", "256", "--lr", "1e-2", "--warmup-steps", "1", "--max-epochs", "3",
              "--eval-every-min", "0", "--dropout", "0.1", "--out", str(out)]
@@ -115,5 +129,6 @@ def test_a_run_from_a_cached_corpus_needs_no_pymatgen_and_keeps_its_best_weights
     assert record["step"] == checkpoint["iter_num"] < record["steps"]
     assert record["saved"] == f"at step {record['step']}, the lowest validation loss"
     assert checkpoint["model_args"]["dropout"] == 0.1
+    assert record["train_cifs"] == 64 + 2 * 3 and record["args"]["extra_corpus"] == [str(tmp_path / "self.npz")]
     val = build_corpus(tmp_path / "x.csv", tmp_path / "splits.csv", "val", None, 1337, tmp_path)
     assert evaluate_loss(load_checkpoint(out), val, 256) == pytest.approx(record["val_loss"], rel=1e-6)

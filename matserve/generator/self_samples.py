@@ -1,0 +1,70 @@
+"""The generator's own valid CIFs for training compositions: data for rejection-sampling fine-tuning.
+
+    python -m matserve.generator.self_samples --count 2000 --seed 1 --out .matserve/generator/self_1.npz
+
+Prompts are built from compositions of the *train* split exactly as `evaluate` builds them from
+the validation split (composition and stored-cell Z, no space group). One CIF is sampled per
+prompt with the API's defaults (temperature 0.8, top-k 10, the `small` cap), checked as
+`/v1/generate` checks it (`validity.judge`), and kept only when valid: the prompt's and the
+generation's token ids, ending with the two newlines, as a `train.Corpus` that
+`train.py --extra-corpus` adds to the real CIFs. Fine-tuning on them reinforces what the
+model already writes correctly (bond lengths, multiplicities that add up to the formula).
+Validation compositions are never prompted, so `evaluate` stays a held-out measure.
+The file is rewritten after every batch, so a stopped run keeps what it made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from matserve.generator.checkpoint import load_checkpoint
+from matserve.generator.evaluate import split_prompts
+from matserve.generator.sampler import SamplingParams, generate
+from matserve.generator.service import EMBEDDED_SMALL, LIMITS
+from matserve.generator.tokenizer import Tokenizer
+from matserve.generator.train import Corpus
+from matserve.generator.validity import judge
+
+
+def valid_samples(checkpoint: Path, cases: list[dict], batch_size: int, seed: int, out: Path) -> Corpus:
+    """Sample one CIF per case, keep the valid ones, and save the growing corpus to `out`."""
+    model = load_checkpoint(checkpoint)
+    tokenizer = Tokenizer()
+    ids: list[str] = []
+    examples: list[np.ndarray] = []
+    started = time.monotonic()
+    for first in range(0, len(cases), batch_size):
+        batch = cases[first:first + batch_size]
+        prompts = [tokenizer.encode(case["prompt"]) for case in batch]
+        params = SamplingParams(max_new_tokens=LIMITS["small"].max_new_tokens, seed=seed + first)
+        for case, prompt, generation in zip(batch, prompts, generate(model, prompts, params)):
+            if judge(case["prompt"] + tokenizer.decode(generation.tokens), generation.finish_reason).valid:
+                ids.append(case["material_id"])
+                examples.append(np.asarray(prompt + generation.tokens, dtype=np.uint16))
+        tried = first + len(batch)
+        Corpus.from_examples(ids, examples).save(out, tried=tried)
+        print(f"{len(ids)}/{tried} valid, {time.monotonic() - started:.0f} s", flush=True)
+    return Corpus.from_examples(ids, examples)
+
+
+def main(argv: list[str] | None = None) -> Corpus:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", type=Path, default=EMBEDDED_SMALL)
+    parser.add_argument("--count", type=int, default=2000, help="training compositions prompted")
+    parser.add_argument("--seed", type=int, default=1, help="the compositions' order and the sampler's seeds")
+    parser.add_argument("--batch", type=int, default=25, help="prompts sampled together")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cases = split_prompts(args.count, args.seed, split="train")
+    return valid_samples(args.checkpoint, cases, args.batch, args.seed, args.out)
+
+
+if __name__ == "__main__":
+    main()
