@@ -21,6 +21,8 @@ Steps:
    `--init CKPT` starts from a checkpoint's weights (and shape) instead of random ones, so
    a model can be trained on in stages; the earlier stages' records are kept under "init".
    `--dropout` regularizes a model large enough to memorize the corpus (on a GPU, say).
+   `--extra-corpus FILE` adds saved CIFs to the training ones, `--extra-repeat` times each:
+   the model's own valid CIFs from `self_samples`, for rejection-sampling fine-tuning.
 3. Output: a CrystaLLM-format checkpoint (`{"model", "model_args", ...}`) with the run's
    record under "training" (parameters, tokens seen, wall time, validation loss). The
    validation loss is measured every `--eval-every-min` and at the end, and the file always
