@@ -46,10 +46,14 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> GPT
 
 def save_checkpoint(path: str | Path, model: GPT, float16: bool = False, **extra: Any) -> None:
     """Write `model` as CrystaLLM would (on the CPU; its floating-point tensors as float16 when
-    asked); `extra` adds entries such as iter_num or optimizer. The file is replaced whole, so a
-    reader never sees half of it."""
+    asked); `extra` adds entries such as iter_num or optimizer."""
     state = {k: (v.half() if float16 and v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()}
+    write_whole(path, {"model": state, "model_args": asdict(model.config), **extra})
+
+
+def write_whole(path: str | Path, checkpoint: dict[str, Any]) -> None:
+    """`torch.save` to a temporary file, then rename it: a reader never sees half a checkpoint."""
     path = Path(path)
     temporary = path.with_suffix(".tmp")
-    torch.save({"model": state, "model_args": asdict(model.config), **extra}, temporary)
+    torch.save(checkpoint, temporary)
     temporary.replace(path)

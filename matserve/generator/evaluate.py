@@ -31,6 +31,7 @@ from pymatgen.core import Composition, Structure
 
 from matserve.generator.checkpoint import load_checkpoint
 from matserve.generator.cif_format import to_crystallm_cif
+from matserve.generator.model import GPT
 from matserve.generator.prompt import build_prompt
 from matserve.generator.sampler import SamplingParams, generate
 from matserve.generator.service import EMBEDDED_SMALL, LIMITS
@@ -89,9 +90,8 @@ def split_prompts(count: int, seed: int, split: str = "val", csv: Path = MP_STRU
     return out
 
 
-def sample(cases: list[dict], checkpoint: Path, batch_size: int, seed: int) -> None:
+def sample(cases: list[dict], model: GPT, batch_size: int, seed: int) -> None:
     """Add "generated", "finish" and "tokens" to each case: one CIF sampled from its prompt."""
-    model = load_checkpoint(checkpoint)
     tokenizer = Tokenizer()
     for first in range(0, len(cases), batch_size):
         batch = cases[first:first + batch_size]
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
         for case in cases:
             case.update(generated=case["reference"], finish="stop", tokens=len(tokenizer.encode(case["reference"])))
     else:
-        sample(cases, args.checkpoint, args.batch, args.seed)
+        sample(cases, load_checkpoint(args.checkpoint), args.batch, args.seed)
     sampled = time.monotonic()
     for case in cases:
         judged = judge(case["generated"], case["finish"])

@@ -5,12 +5,12 @@
 Prompts are built from compositions of the *train* split exactly as `evaluate` builds them from
 the validation split (composition and stored-cell Z, no space group). One CIF is sampled per
 prompt with the API's defaults (temperature 0.8, top-k 10, the `small` cap), checked as
-`/v1/generate` checks it (`validity.judge`), and kept only when valid: the prompt's and the
-generation's token ids, ending with the two newlines, as a `train.Corpus` that
-`train.py --extra-corpus` adds to the real CIFs. Fine-tuning on them reinforces what the
-model already writes correctly (bond lengths, multiplicities that add up to the formula).
-Validation compositions are never prompted, so `evaluate` stays a held-out measure.
-The file is rewritten after every batch, so a stopped run keeps what it made.
+`/v1/generate` checks it (`validity.judge`), and kept only when valid: its text, prompt
+included and ending with the two newlines, tokenized as the real CIFs are, in a
+`train.Corpus` that `train.py --extra-corpus` adds to the real CIFs. Fine-tuning on them
+reinforces what the model already writes correctly (bond lengths, multiplicities that add
+up to the formula). Validation compositions are never prompted, so `evaluate` stays a
+held-out measure. The file is rewritten after every batch, so a stopped run keeps what it made.
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ import numpy as np
 import torch
 
 from matserve.generator.checkpoint import load_checkpoint
-from matserve.generator.evaluate import split_prompts
-from matserve.generator.sampler import SamplingParams, generate
-from matserve.generator.service import EMBEDDED_SMALL, LIMITS
+from matserve.generator.evaluate import sample, split_prompts
+from matserve.generator.service import EMBEDDED_SMALL
 from matserve.generator.tokenizer import Tokenizer
 from matserve.generator.train import Corpus
 from matserve.generator.validity import judge
 
 
 def valid_samples(checkpoint: Path, cases: list[dict], batch_size: int, seed: int, out: Path) -> Corpus:
-    """Sample one CIF per case, keep the valid ones, and save the growing corpus to `out`."""
+    """Sample one CIF per case as `evaluate` does, keep the valid ones, and save the growing
+    corpus to `out`."""
     model = load_checkpoint(checkpoint)
     tokenizer = Tokenizer()
     ids: list[str] = []
@@ -40,12 +40,11 @@ def valid_samples(checkpoint: Path, cases: list[dict], batch_size: int, seed: in
     started = time.monotonic()
     for first in range(0, len(cases), batch_size):
         batch = cases[first:first + batch_size]
-        prompts = [tokenizer.encode(case["prompt"]) for case in batch]
-        params = SamplingParams(max_new_tokens=LIMITS["small"].max_new_tokens, seed=seed + first)
-        for case, prompt, generation in zip(batch, prompts, generate(model, prompts, params)):
-            if judge(case["prompt"] + tokenizer.decode(generation.tokens), generation.finish_reason).valid:
+        sample(batch, model, batch_size, seed + first)  # as sample(cases, ...) would, a batch at a time
+        for case in batch:
+            if judge(case["generated"], case["finish"]).valid:
                 ids.append(case["material_id"])
-                examples.append(np.asarray(prompt + generation.tokens, dtype=np.uint16))
+                examples.append(np.asarray(tokenizer.encode(case["generated"]), dtype=np.uint16))
         tried = first + len(batch)
         Corpus.from_examples(ids, examples).save(out, tried=tried)
         print(f"{len(ids)}/{tried} valid, {time.monotonic() - started:.0f} s", flush=True)

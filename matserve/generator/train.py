@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from matserve.generator.checkpoint import clean_state_dict, config_from_model_args, save_checkpoint
+from matserve.generator.checkpoint import clean_state_dict, config_from_model_args, save_checkpoint, write_whole
 from matserve.generator.model import GPT, GPTConfig
 from matserve.generator.tokenizer import Tokenizer
 from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:  # the weights on disk are the best seen; their record learns how the run ended
         final = {**record(), **best, "saved": f"at step {best['step']}, the lowest validation loss"}
         saved = torch.load(args.out, map_location="cpu", weights_only=True)
-        torch.save({**saved, "training": final}, args.out)
+        write_whole(args.out, {**saved, "training": final})
     print(json.dumps(final, indent=1), flush=True)
     print(f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)", flush=True)
     return final

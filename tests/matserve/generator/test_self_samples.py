@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from matserve.generator.checkpoint import load_checkpoint
 from matserve.generator.evaluate import sample, split_prompts
 from matserve.generator.self_samples import main
 from matserve.generator.service import EMBEDDED_SMALL
@@ -22,7 +23,7 @@ def test_it_keeps_the_valid_generations_for_training_compositions_only(tmp_path)
 
     # The same prompts and seeds, sampled and judged as `evaluate` does.
     cases = split_prompts(6, 3, split="train")
-    sample(cases, EMBEDDED_SMALL, batch_size=6, seed=3)
+    sample(cases, load_checkpoint(EMBEDDED_SMALL), batch_size=6, seed=3)
     valid = [case for case in cases if judge(case["generated"], case["finish"]).valid]
     assert 0 < len(valid) < 6  # this seed gives both kinds, so the filter is exercised
     assert corpus.ids == [case["material_id"] for case in valid]
