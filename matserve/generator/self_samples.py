@@ -3,7 +3,7 @@
     python -m matserve.generator.self_samples --count 2000 --seed 1 --out .matserve/generator/self_1.npz
 
 Prompts are built from compositions of the *train* split exactly as `evaluate` builds them from
-the validation split (composition and stored-cell Z, no space group). One CIF is sampled per
+the validation split (composition and Z, by default of the stored cell; no space group). One CIF is sampled per
 prompt with the API's defaults (temperature 0.8, top-k 10, the `small` cap), checked as
 `/v1/generate` checks it (`validity.judge`), and kept only when valid: its text, prompt
 included and ending with the two newlines, tokenized as the real CIFs are, in a
@@ -57,11 +57,13 @@ def main(argv: list[str] | None = None) -> Corpus:
     parser.add_argument("--count", type=int, default=2000, help="training compositions prompted")
     parser.add_argument("--seed", type=int, default=1, help="the compositions' order and the sampler's seeds")
     parser.add_argument("--batch", type=int, default=25, help="prompts sampled together")
+    parser.add_argument("--z-from", choices=["cell", "symmetrized"], default="cell",
+                        help="Z of the stored cell or of the symmetrized one, as in evaluate")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cases = split_prompts(args.count, args.seed, split="train")
+    cases = split_prompts(args.count, args.seed, split="train", z_from=args.z_from)
     return valid_samples(args.checkpoint, cases, args.batch, args.seed, args.out)
 
 

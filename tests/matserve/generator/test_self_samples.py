@@ -15,14 +15,15 @@ from matserve.generator.validity import judge
 from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
 
 
-def test_it_keeps_the_valid_generations_for_training_compositions_only(tmp_path):
+@pytest.mark.parametrize("z_from", ["cell", "symmetrized"])  # three of these six compositions differ in Z
+def test_it_keeps_the_valid_generations_for_training_compositions_only(tmp_path, z_from):
     if not MP_STRUCTURES.exists():
         pytest.skip(f"{MP_STRUCTURES} is not here")
     out = tmp_path / "self.npz"
-    corpus = main(["--count", "6", "--batch", "6", "--seed", "3", "--out", str(out)])
+    corpus = main(["--count", "6", "--batch", "6", "--seed", "3", "--z-from", z_from, "--out", str(out)])
 
     # The same prompts and seeds, sampled and judged as `evaluate` does.
-    cases = split_prompts(6, 3, split="train")
+    cases = split_prompts(6, 3, split="train", z_from=z_from)
     sample(cases, load_checkpoint(EMBEDDED_SMALL), batch_size=6, seed=3)
     valid = [case for case in cases if judge(case["generated"], case["finish"]).valid]
     assert 0 < len(valid) < 6  # this seed gives both kinds, so the filter is exercised
