@@ -40,6 +40,8 @@ from matserve.generator.train import split_ids
 from matserve.generator.validity import judge
 from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
 
+Z_FROM = ("cell", "symmetrized")  # where a prompt's Z comes from: the stored cell or the symmetrized one
+
 
 def formula_units(crystallm_cif: str) -> int:
     """Z of a CrystaLLM CIF's cell, read from its `data_` line (the cell composition)."""
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=1, help="candidates sampled per composition")
-    parser.add_argument("--z-from", choices=["cell", "symmetrized"], default="cell",
+    parser.add_argument("--z-from", choices=Z_FROM, default="cell",
                         help="Z of the stored cell, or of the symmetrized cell the training CIFs show")
     parser.add_argument("--reference", action="store_true",
                         help="check the validation CIFs themselves instead of sampling: what the checks "

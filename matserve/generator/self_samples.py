@@ -3,10 +3,10 @@
     python -m matserve.generator.self_samples --count 2000 --seed 1 --out .matserve/generator/self_1.npz
 
 Prompts are built from compositions of the *train* split exactly as `evaluate` builds them from
-the validation split (composition and Z, by default of the stored cell; no space group). One CIF is sampled per
-prompt with the API's defaults (temperature 0.8, top-k 10, the `small` cap), checked as
-`/v1/generate` checks it (`validity.judge`), and kept only when valid: its text, prompt
-included and ending with the two newlines, tokenized as the real CIFs are, in a
+the validation split (composition and Z, by default of the stored cell; no space group). One
+CIF is sampled per prompt with the API's defaults (temperature 0.8, top-k 10, the `small`
+cap), checked as `/v1/generate` checks it (`validity.judge`), and kept only when valid: its
+text, prompt included and ending with the two newlines, tokenized as the real CIFs are, in a
 `train.Corpus` that `train.py --extra-corpus` adds to the real CIFs. Fine-tuning on them
 reinforces what the model already writes correctly (bond lengths, multiplicities that add
 up to the formula). Validation compositions are never prompted, so `evaluate` stays a
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from matserve.generator.checkpoint import load_checkpoint
-from matserve.generator.evaluate import sample, split_prompts
+from matserve.generator.evaluate import Z_FROM, sample, split_prompts
 from matserve.generator.service import EMBEDDED_SMALL
 from matserve.generator.tokenizer import Tokenizer
 from matserve.generator.train import Corpus
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> Corpus:
     parser.add_argument("--count", type=int, default=2000, help="training compositions prompted")
     parser.add_argument("--seed", type=int, default=1, help="the compositions' order and the sampler's seeds")
     parser.add_argument("--batch", type=int, default=25, help="prompts sampled together")
-    parser.add_argument("--z-from", choices=["cell", "symmetrized"], default="cell",
+    parser.add_argument("--z-from", choices=Z_FROM, default="cell",
                         help="Z of the stored cell or of the symmetrized one, as in evaluate")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
