@@ -8,7 +8,8 @@ stored cell; `--z-from symmetrized`: of the symmetrized cell, as in the training
 space group, as a CrystaLLM API request `{"comp", "z"}` would. One CIF is sampled per
 prompt (n=1; temperature 0.8, top-k 10, the `small` cap of 1,200 new tokens), then
 post-processed and checked as `/v1/generate` does (`validity.judge`). Prints the rate and
-the failed checks.
+the failed checks, and the rate by the number of atoms in the prompt's cell (validity falls
+steeply with it).
 With `--n N`, N candidates are sampled per prompt and a composition counts as solved when
 one of them is valid, as `/v1/generate` with `"n": N` returns the first valid candidate.
 With `--reference`, nothing is sampled: the validation CIFs themselves, written as
@@ -41,6 +42,29 @@ from matserve.generator.validity import judge
 from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
 
 Z_FROM = ("cell", "symmetrized")  # where a prompt's Z comes from: the stored cell or the symmetrized one
+CELL_SIZE_BINS = (4, 8, 16, 32)  # upper ends of the atoms-per-cell bins validity is broken down by
+
+
+def cell_size_bin(atoms: int) -> str:
+    """The bin of CELL_SIZE_BINS a cell of this many atoms falls in: "1-4", "5-8", ..., "33+"."""
+    low = 1
+    for high in CELL_SIZE_BINS:
+        if atoms <= high:
+            return f"{low}-{high}"
+        low = high + 1
+    return f"{low}+"
+
+
+def validity_by_cell_size(cases: list[dict]) -> dict[str, dict[str, int]]:
+    """{"1-4": {"valid": v, "of": n}, ...}: checked candidates by the atoms in their prompt's cell,
+    bins in size order, empty bins left out."""
+    bins = [cell_size_bin(high) for high in CELL_SIZE_BINS] + [cell_size_bin(CELL_SIZE_BINS[-1] + 1)]
+    counts = {name: {"valid": 0, "of": 0} for name in bins}
+    for case in cases:
+        count = counts[cell_size_bin(case["atoms"])]
+        count["valid"] += case["valid"]
+        count["of"] += 1
+    return {name: count for name, count in counts.items() if count["of"]}
 
 
 def formula_units(crystallm_cif: str) -> int:
@@ -60,7 +84,7 @@ def symmetrized_z(structure: Structure) -> int:
 def split_prompts(count: int, seed: int, split: str = "val", csv: Path = MP_STRUCTURES, splits: Path = MP_SPLITS,
                   z_from: str = "cell", with_reference: bool = False) -> list[dict]:
     """`count` compositions of a split (by default the held-out one) as {"material_id", "comp",
-    "z", "prompt"}, in a seeded order.
+    "z", "atoms", "prompt"}, in a seeded order ("atoms": in the prompt's cell).
 
     Z is that of the stored cell (`z_from="cell"`) or of the symmetrized cell ("symmetrized").
     `with_reference` adds "reference": the structure itself as CrystaLLM training text."""
@@ -84,7 +108,8 @@ def split_prompts(count: int, seed: int, split: str = "val", csv: Path = MP_STRU
             prompt = build_prompt(comp, int(z))
         except ValueError:  # an element outside the vocabulary
             continue
-        out.append({"material_id": material_id, "comp": comp, "z": int(z), "prompt": prompt})
+        out.append({"material_id": material_id, "comp": comp, "z": int(z), "atoms": int(reduced.num_atoms * z),
+                    "prompt": prompt})
         if with_reference:
             out[-1]["reference"] = reference
         if len(out) == count:
@@ -149,6 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
         "compositions_with_a_valid_candidate": solved,
         "stopped": sum(case["finish"] == "stop" for case in cases),
         "failed_checks": dict(failures.most_common()),
+        "validity_by_cell_atoms": validity_by_cell_size(cases),
         "sampling_s": round(sampled - started, 1),
         "checking_s": round(checked - sampled, 1),
         "seed": args.seed,
@@ -158,6 +184,8 @@ def main(argv: list[str] | None = None) -> dict:
         args.out.write_text(json.dumps(cases, indent=1))
     print(json.dumps(summary, indent=1))
     print(f"validity rate: {valid}/{len(cases)} = {valid / len(cases):.3f}")
+    print("by atoms in the cell: " + ", ".join(f"{size} {count['valid']}/{count['of']}"
+                                               for size, count in summary["validity_by_cell_atoms"].items()))
     if args.n > 1:
         print(f"compositions with a valid candidate of {args.n}: {solved}/{len(compositions)} "
               f"= {solved / len(compositions):.3f}")

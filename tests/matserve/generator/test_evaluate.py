@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Composition, Lattice, Structure
 
-from matserve.generator.evaluate import main, symmetrized_z
+from matserve.generator.evaluate import cell_size_bin, main, symmetrized_z, validity_by_cell_size
 from matserve.shared_data import MP_STRUCTURES
 
 
@@ -19,12 +19,23 @@ def test_symmetrized_z_counts_formula_units_of_the_conventional_cell():
     assert symmetrized_z(rocksalt) == 4
 
 
+def test_validity_is_broken_down_by_atoms_in_the_cell():
+    assert [cell_size_bin(atoms) for atoms in (1, 4, 5, 8, 9, 16, 17, 32, 33, 200)] == \
+        ["1-4", "1-4", "5-8", "5-8", "9-16", "9-16", "17-32", "17-32", "33+", "33+"]
+    cases = [{"atoms": 40, "valid": False}, {"atoms": 2, "valid": True}, {"atoms": 3, "valid": False},
+             {"atoms": 12, "valid": True}, {"atoms": 64, "valid": True}]
+    assert json.dumps(validity_by_cell_size(cases)) == json.dumps(  # bins in size order, empty ones left out
+        {"1-4": {"valid": 1, "of": 2}, "9-16": {"valid": 1, "of": 1}, "33+": {"valid": 1, "of": 2}})
+
+
 def test_reference_checks_the_validation_cifs_themselves(tmp_path):
     if not MP_STRUCTURES.exists():
         pytest.skip(f"{MP_STRUCTURES} is not here")
     summary = main(["--reference", "--count", "3", "--z-from", "symmetrized", "--out", str(tmp_path / "cases.json")])
     assert summary["checkpoint"] == "reference CIFs" and summary["compositions"] == 3
     assert summary["valid"] == 3 and summary["failed_checks"] == {}
+    assert sum(count["of"] for count in summary["validity_by_cell_atoms"].values()) == 3
     cases = json.loads((tmp_path / "cases.json").read_text())
     assert [case["generated"] for case in cases] == [case["reference"] for case in cases]
     assert all(case["generated"].startswith(case["prompt"].split("\n")[0] + "\n") for case in cases)  # same Z
+    assert [case["atoms"] for case in cases] == [Composition(case["prompt"][5:]).num_atoms for case in cases]
