@@ -6,10 +6,10 @@ Takes `--count` structures from a seeded shuffle of the validation split of
 `mp_cgcnn_36k.csv.gz`; each gives a prompt of its composition and Z (formula units in the
 stored cell; `--z-from symmetrized`: of the symmetrized cell, as in the training CIFs), no
 space group, as a CrystaLLM API request `{"comp", "z"}` would. One CIF is sampled per
-prompt (n=1; temperature 0.8, top-k 10, the `small` cap of 1,200 new tokens), then
-post-processed and checked as `/v1/generate` does (`validity.judge`). Prints the rate and
-the failed checks, and the rate by the number of atoms in the prompt's cell (validity falls
-steeply with it).
+prompt (n=1; temperature 0.8 unless `--temperature`, top-k 10, the `small` cap of 1,200
+new tokens), then post-processed and checked as `/v1/generate` does (`validity.judge`).
+Prints the rate, the failed checks, and the rate by the number of atoms in the prompt's
+cell (validity falls steeply with it).
 With `--n N`, N candidates are sampled per prompt and a composition counts as solved when
 one of them is valid, as `/v1/generate` with `"n": N` returns the first valid candidate.
 With `--reference`, nothing is sampled: the validation CIFs themselves, written as
@@ -117,13 +117,15 @@ def split_prompts(count: int, seed: int, split: str = "val", csv: Path = MP_STRU
     return out
 
 
-def sample(cases: list[dict], model: GPT, batch_size: int, seed: int) -> None:
+def sample(cases: list[dict], model: GPT, batch_size: int, seed: int,
+           temperature: float = SamplingParams.temperature) -> None:
     """Add "generated", "finish" and "tokens" to each case: one CIF sampled from its prompt."""
     tokenizer = Tokenizer()
     for first in range(0, len(cases), batch_size):
         batch = cases[first:first + batch_size]
         encoded = [tokenizer.encode(case["prompt"]) for case in batch]
-        params = SamplingParams(max_new_tokens=LIMITS["small"].max_new_tokens, seed=seed + first)
+        params = SamplingParams(max_new_tokens=LIMITS["small"].max_new_tokens, temperature=temperature,
+                                seed=seed + first)
         for case, prompt, generation in zip(batch, encoded, generate(model, encoded, params)):
             case["generated"] = case["prompt"] + tokenizer.decode(generation.tokens)
             case["finish"] = generation.finish_reason
@@ -141,6 +143,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reference", action="store_true",
                         help="check the validation CIFs themselves instead of sampling: what the checks "
                              "let a perfect generator reach")
+    parser.add_argument("--temperature", type=float, default=SamplingParams.temperature,
+                        help="sampling temperature (top-k stays 10)")
     parser.add_argument("--batch", type=int, default=25, help="prompts sampled together")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="write every generation and its checks (JSON)")
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
         for case in cases:
             case.update(generated=case["reference"], finish="stop", tokens=len(tokenizer.encode(case["reference"])))
     else:
-        sample(cases, load_checkpoint(args.checkpoint), args.batch, args.seed)
+        sample(cases, load_checkpoint(args.checkpoint), args.batch, args.seed, args.temperature)
     sampled = time.monotonic()
     for case in cases:
         judged = judge(case["generated"], case["finish"])
@@ -179,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
         "checking_s": round(checked - sampled, 1),
         "seed": args.seed,
         "z_from": args.z_from,
+        "temperature": None if args.reference else args.temperature,
     }
     if args.out is not None:
         args.out.write_text(json.dumps(cases, indent=1))

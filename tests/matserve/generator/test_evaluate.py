@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from pymatgen.core import Composition, Lattice, Structure
 
-from matserve.generator.evaluate import cell_size_bin, main, symmetrized_z, validity_by_cell_size
+from matserve.generator.evaluate import cell_size_bin, main, sample, symmetrized_z, validity_by_cell_size
+from matserve.generator.model import GPT, GPTConfig
 from matserve.shared_data import MP_STRUCTURES
 
 
@@ -26,6 +28,22 @@ def test_validity_is_broken_down_by_atoms_in_the_cell():
              {"atoms": 12, "valid": True}, {"atoms": 64, "valid": True}]
     assert json.dumps(validity_by_cell_size(cases)) == json.dumps(  # bins in size order, empty ones left out
         {"1-4": {"valid": 1, "of": 2}, "9-16": {"valid": 1, "of": 1}, "33+": {"valid": 1, "of": 2}})
+
+
+def test_sample_passes_its_temperature_on():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=1024)).eval()
+    with torch.no_grad():  # wider random weights, so the text is not one token repeated
+        for weight in (p for p in model.parameters() if p.dim() == 2):
+            weight.normal_(0.0, 0.2)
+
+    def text(seed: int, temperature: float) -> str:
+        cases = [{"prompt": "data_Na4Cl4\n"}]
+        sample(cases, model, batch_size=1, seed=seed, temperature=temperature)
+        return cases[0]["generated"]
+
+    assert text(0, 0.0) == text(7, 0.0)  # greedy: the seed plays no part
+    assert text(0, 0.8) != text(7, 0.8)
 
 
 def test_reference_checks_the_validation_cifs_themselves(tmp_path):
