@@ -55,7 +55,7 @@ def cell_size_bin(atoms: int) -> str:
     return f"{low}+"
 
 
-def validity_by_cell_size(cases: list[dict]) -> dict[str, dict[str, int]]:
+def validity_by_cell_atoms(cases: list[dict]) -> dict[str, dict[str, int]]:
     """{"1-4": {"valid": v, "of": n}, ...}: checked candidates by the atoms in their prompt's cell,
     bins in size order, empty bins left out."""
     bins = [cell_size_bin(high) for high in CELL_SIZE_BINS] + [cell_size_bin(CELL_SIZE_BINS[-1] + 1)]
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
         "compositions_with_a_valid_candidate": solved,
         "stopped": sum(case["finish"] == "stop" for case in cases),
         "failed_checks": dict(failures.most_common()),
-        "validity_by_cell_atoms": validity_by_cell_size(cases),
+        "validity_by_cell_atoms": validity_by_cell_atoms(cases),
         "sampling_s": round(sampled - started, 1),
         "checking_s": round(checked - sampled, 1),
         "seed": args.seed,

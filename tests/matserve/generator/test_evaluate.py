@@ -8,7 +8,7 @@ import pytest
 import torch
 from pymatgen.core import Composition, Lattice, Structure
 
-from matserve.generator.evaluate import cell_size_bin, main, sample, symmetrized_z, validity_by_cell_size
+from matserve.generator.evaluate import cell_size_bin, main, sample, symmetrized_z, validity_by_cell_atoms
 from matserve.generator.model import GPT, GPTConfig
 from matserve.shared_data import MP_STRUCTURES
 
@@ -26,7 +26,7 @@ def test_validity_is_broken_down_by_atoms_in_the_cell():
         ["1-4", "1-4", "5-8", "5-8", "9-16", "9-16", "17-32", "17-32", "33+", "33+"]
     cases = [{"atoms": 40, "valid": False}, {"atoms": 2, "valid": True}, {"atoms": 3, "valid": False},
              {"atoms": 12, "valid": True}, {"atoms": 64, "valid": True}]
-    assert json.dumps(validity_by_cell_size(cases)) == json.dumps(  # bins in size order, empty ones left out
+    assert json.dumps(validity_by_cell_atoms(cases)) == json.dumps(  # bins in size order, empty ones left out
         {"1-4": {"valid": 1, "of": 2}, "9-16": {"valid": 1, "of": 1}, "33+": {"valid": 1, "of": 2}})
 
 
