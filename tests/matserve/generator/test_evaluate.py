@@ -11,6 +11,7 @@ from pymatgen.core import Composition, Lattice, Structure
 from matserve.generator.evaluate import cell_size_bin, main, sample, symmetrized_z, validity_by_cell_atoms
 from matserve.generator.model import GPT, GPTConfig
 from matserve.shared_data import MP_STRUCTURES
+from tests.matserve.generator.random_models import scrambled
 
 
 def test_symmetrized_z_counts_formula_units_of_the_conventional_cell():
@@ -32,10 +33,7 @@ def test_validity_is_broken_down_by_atoms_in_the_cell():
 
 def test_sample_passes_its_temperature_on():
     torch.manual_seed(0)
-    model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=1024)).eval()
-    with torch.no_grad():  # wider random weights, so the text is not one token repeated
-        for weight in (p for p in model.parameters() if p.dim() == 2):
-            weight.normal_(0.0, 0.2)
+    model = scrambled(GPT(GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=1024)))
 
     def text(seed: int, temperature: float) -> str:
         cases = [{"prompt": "data_Na4Cl4\n"}]

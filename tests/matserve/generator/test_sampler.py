@@ -8,6 +8,7 @@ from matserve.generator.sampler import (SamplingParams, SamplingRequest, generat
                                          kv_cache_bytes_per_row)
 from matserve.generator.service import EMBEDDED_SMALL
 from matserve.generator.tokenizer import Tokenizer
+from tests.matserve.generator.random_models import scrambled
 
 tokenizer = Tokenizer()
 
@@ -19,15 +20,6 @@ PROMPTS = [tokenizer.encode(text) for text in [
     "data_Fe4O6\n_symmetry_space_group_name_H-M R-3c\n_cell_length_a 5",
     "data_",
 ]]
-
-
-def scrambled(model: GPT, std: float = 0.2) -> GPT:
-    """Wider random weights: at GPT-2's init a random model just repeats its last token."""
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.normal_(0.0, std)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
