@@ -2,6 +2,7 @@
 
 import gzip
 
+import lightgbm as lgb
 import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
@@ -64,12 +65,31 @@ def test_elements_without_reference_data_are_refused(model):
         model.predict(Structure(Lattice.cubic(3.5), ["Cf"], [[0, 0, 0]]))
 
 
+# Retraining on another CPU does not give the committed model's bytes: the features carry
+# last-bit differences from numpy's CPU-specific code paths, which move LightGBM's bin
+# boundaries, and bagging amplifies them. Measured on one machine (AMD EPYC): retraining, and
+# three retrainings with the training features perturbed by 0-3 ulp, gave test MAEs 1.2-2.8 %
+# above the committed model's 32.9 K and a mean |difference| from its predictions of 7.9-9.7 K.
+# (0.24-0.29 of that MAE; 0.31 with the feature columns reordered). Changing the recipe moved
+# them past that: 4 leaves instead of 31 gave +8.2 % and 0.46, 100 rows per leaf instead of 10
+# gave +6.3 % and 0.48. So the recipe counts as reproduced when the test MAE is within 5 % of
+# the committed one and the mean |difference| from its predictions is under 0.4 of that MAE.
+MAE_TOLERANCE = 0.05
+AGREEMENT_FRACTION = 0.4
+
+
 def test_training_reproduces_the_committed_debye_model(tmp_path, monkeypatch):
     if not (train.DATA / "aflow_composition").exists():
         pytest.skip("../shared/data is not here")
     monkeypatch.setattr(train, "CACHE", tmp_path)
     spec = SPECS["debye_temperature"]
-    booster, _ = train.fit(spec, train.load_dataset(spec.dataset), train.composition_feature_names())
+    data = train.load_dataset(spec.dataset)
+    booster, _ = train.fit(spec, data, train.composition_feature_names())
     with gzip.open(MODELS / "debye_temperature.txt.gz", "rt") as handle:
-        committed = handle.read()
-    assert booster.model_to_string(num_iteration=booster.best_iteration) == committed
+        committed = lgb.Booster(model_str=handle.read())
+    x_test, truth = data.x["test"], data.y[spec.target]["test"]
+    ours, theirs = train.predict(booster, spec, x_test), train.predict(committed, spec, x_test)
+    committed_mae = float(np.mean(np.abs(theirs - truth)))
+    assert committed_mae == pytest.approx(32.9, abs=0.1)  # K, as models/metrics.json records
+    assert float(np.mean(np.abs(ours - truth))) == pytest.approx(committed_mae, rel=MAE_TOLERANCE)
+    assert float(np.mean(np.abs(ours - theirs))) < AGREEMENT_FRACTION * committed_mae
