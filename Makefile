@@ -30,6 +30,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -r bench/requirements.txt
 	$(BIN)/python -m bench.relax
+	$(BIN)/python -m bench.relax_load
 	$(BIN)/python -m bench.generate
 	$(BIN)/python -m bench.alignn
 

@@ -11,7 +11,6 @@ from typing import AsyncIterator
 from fastapi import FastAPI
 
 import matserve
-from gateway.batcher import AtomBatcher, log_failure
 from gateway.errors import install_error_handlers
 from gateway.limits import GpuMemory, MemoryProbe, ProcessTreeMemory, estimate_limits
 from gateway.metrics import Metrics, MetricsMiddleware
@@ -19,6 +18,7 @@ from gateway.middleware import RequestContextMiddleware
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.store import JobStore
 from gateway.property_models import PropertyModel, load_registry
+from gateway.relax_queue import RelaxationQueue
 from gateway.routes import generate, health, infer, predict, system
 from gateway.services import Services
 from gateway.state import BatchLimits, ServiceState
@@ -31,6 +31,7 @@ log = logging.getLogger("matserve.gateway")
 FORCEFIELD_MODEL = "forcefield"
 GENERATOR_MODEL = "generator"
 READY_POLL_S = 0.5
+QUEUE_BUDGETS = 4  # default bound on relaxation atoms waiting or running, in atom budgets
 
 
 def configured_limits(settings: Settings) -> BatchLimits | None:
@@ -40,7 +41,7 @@ def configured_limits(settings: Settings) -> BatchLimits | None:
 
 
 async def prepare(services: Services, memory: MemoryProbe | None) -> None:
-    """Wait for Triton, estimate the atom budget unless configured, then open the batching queue."""
+    """Wait for Triton, estimate the atom budget unless configured, then open the relaxation queue."""
     while not await services.triton.ready_models(services.state.models) == services.state.models:
         await asyncio.sleep(READY_POLL_S)
     limits = configured_limits(services.settings)
@@ -51,10 +52,16 @@ async def prepare(services: Services, memory: MemoryProbe | None) -> None:
         if services.settings.max_system_size:
             limits = BatchLimits(limits.batch_size, limits.max_batch_size, services.settings.max_system_size)
     services.state.limits = limits
-    services.batcher = AtomBatcher(services.triton.forcefield, limits.batch_size, services.settings.batch_wait_ms / 1000)
-    services.batcher.start()
+    max_atoms = services.settings.queue_atoms or QUEUE_BUDGETS * limits.batch_size
+    services.relax_queue = RelaxationQueue(services.triton.relax_stream, limits.batch_size, max_atoms)
     await services.jobs.start()
     log.info("ready: %s", limits)
+
+
+def log_failure(task: asyncio.Task) -> None:
+    """Background tasks must not die silently."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
 
 def memory_probe(settings: Settings, triton_pid: int | None) -> MemoryProbe | None:
@@ -104,8 +111,6 @@ def create_app(
             yield
         finally:
             startup.cancel()
-            if services.batcher:
-                await services.batcher.stop()
             await runner.stop()
             await store.close()
             await services.triton.close()

@@ -62,6 +62,16 @@ class NotReady(APIError):
         super().__init__(message, headers={"Retry-After": str(retry_after_s)})
 
 
+class Saturated(APIError):
+    """A queue is at its bound: come back after ``Retry-After`` seconds."""
+
+    status_code = 503
+    error_type = "saturated"
+
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+
+
 class GatewayTimeout(APIError):
     status_code = 504
     error_type = "timeout"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -50,6 +50,9 @@ class InferRequest(BaseModel):
     opttol_pressure: float | None = Field(None, gt=0, allow_inf_nan=False, description="pressure tolerance, kBar")
     cellopt: bool | None = None
     max_steps: int | None = Field(None, ge=0, description="matserve extension: step cap (default 2000)")
+    optimizer: Literal["fire", "fire2"] | None = Field(None, description="matserve extension: FIRE or FIRE 2.0")
+    cell_filter: Literal["unit", "frechet"] | None = Field(
+        None, description="matserve extension, with cellopt: ASE's UnitCellFilter or FrechetCellFilter")
     info: str | None = None
 
 

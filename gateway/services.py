@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from gateway.batcher import AtomBatcher
 from gateway.jobs.runner import JobRunner
 from gateway.property_models import PropertyModel
+from gateway.relax_queue import RelaxationQueue
 from gateway.metrics import Metrics
 from gateway.state import ServiceState
 from gateway.triton_client import TritonClient
@@ -24,7 +24,7 @@ class Services:
     triton: TritonClient
     property_models: dict[str, PropertyModel]
     jobs: JobRunner
-    batcher: AtomBatcher | None = None  # exists once the atom budget is known
+    relax_queue: RelaxationQueue | None = None  # exists once the atom budget is known
 
     async def ready_models(self) -> list[str]:
         if self.state.triton_failed:
@@ -34,7 +34,7 @@ class Services:
     async def readiness(self) -> tuple[int, bool]:
         """(models ready in Triton, whether the service is ready), from one round of Triton queries."""
         alive = len(await self.ready_models())
-        prepared = not self.state.draining and self.state.limits is not None and self.batcher is not None
+        prepared = not self.state.draining and self.state.limits is not None and self.relax_queue is not None
         return alive, prepared and alive == len(self.state.models)
 
     def size_problem(self, n_atoms: int) -> str | None:

@@ -1,13 +1,22 @@
-"""Async calls to Triton over gRPC (tritonclient), in matserve's own types."""
+"""Async calls to Triton over gRPC (tritonclient), in matserve's own types.
+
+Unary calls (``infer``) for the property models; a bidirectional stream (``stream``) for the
+decoupled models, which answer one request with several responses as its parts finish.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from gateway.property_models import PropertyModel
-from matserve.forcefield_model import OUTPUTS
+from matserve.forcefield_model import STRUCTURE_OUTPUTS
+from matserve.triton_adapter import INVALID_PREFIX
 from matserve.relax import RelaxOptions, RelaxResult
 from matserve.structures import System
 
@@ -44,25 +53,32 @@ def forcefield_inputs(
         _input("PRESSURE_TOL", np.array([o.pressure_tol_kbar for o in options], dtype=np.float64), "FP64"),
         _input("CELLOPT", np.array([o.cellopt for o in options], dtype=bool), "BOOL"),
         _input("MAX_STEPS", np.array([o.max_steps for o in options], dtype=np.int32), "INT32"),
+        _input("OPTIMIZER", np.array([o.optimizer.encode() for o in options], dtype=object), "BYTES"),
+        _input("CELL_FILTER", np.array([o.cell_filter.encode() for o in options], dtype=object), "BYTES"),
         _input("ATOM_BUDGET", np.array([atom_budget], dtype=np.int32), "INT32"),
     ]
 
 
-def forcefield_results(outputs: dict[str, np.ndarray], systems: list[System]) -> list[RelaxResult]:
-    bounds = np.cumsum([s.n_atoms for s in systems])[:-1]
-    forces = np.split(outputs["FORCES"], bounds)
-    positions = np.split(outputs["POSITIONS_OUT"], bounds)
-    return [
-        RelaxResult(
-            system=System(positions[i], s.numbers, outputs["CELLS_OUT"][i], s.pbc, s.active_mask),
-            energy=float(outputs["ENERGY"][i]),
-            forces=forces[i],
-            stress=outputs["STRESS"][i],
-            converged=bool(outputs["CONVERGED"][i]),
-            n_steps=int(outputs["NSTEPS"][i]),
-        )
-        for i, s in enumerate(systems)
-    ]
+def forcefield_result(outputs: dict[str, np.ndarray], system: System) -> tuple[int, RelaxResult]:
+    """(index in the request, result) from one response of the decoupled forcefield model."""
+    return int(outputs["INDEX"][0]), RelaxResult(
+        system=System(outputs["POSITIONS_OUT"], system.numbers, outputs["CELLS_OUT"][0], system.pbc, system.active_mask),
+        energy=float(outputs["ENERGY"][0]),
+        forces=outputs["FORCES"],
+        stress=outputs["STRESS"][0],
+        converged=bool(outputs["CONVERGED"][0]),
+        n_steps=int(outputs["NSTEPS"][0]),
+    )
+
+
+def _triton_error(model: str, error: InferenceServerException) -> Exception:
+    """A user error (INVALID_ARG) as TritonRejected, anything else as TritonUnavailable."""
+    message = str(error.message())
+    if INVALID_PREFIX in message:
+        return TritonRejected(message.split(INVALID_PREFIX, 1)[1])
+    if "INVALID_ARGUMENT" in str(error.status()):
+        return TritonRejected(message)
+    return TritonUnavailable(f"{model}: {error.message()}")
 
 
 class TritonClient:
@@ -87,16 +103,55 @@ class TritonClient:
         try:
             result = await self._client.infer(model, inputs, outputs=requested)
         except InferenceServerException as error:
-            if "INVALID_ARGUMENT" in str(error.status()):
-                raise TritonRejected(error.message()) from error
-            raise TritonUnavailable(f"{model}: {error.message()}") from error
+            raise _triton_error(model, error) from error
         return {name: result.as_numpy(name) for name in outputs}
+
+    async def stream(self, model: str, inputs: list[grpcclient.InferInput], outputs: tuple[str, ...],
+                     expected: int) -> AsyncIterator[dict[str, np.ndarray]]:
+        """The ``expected`` responses of one request to a decoupled model, each as it arrives.
+
+        Closing the iterator early (the caller went away) cancels the stream, and Triton
+        cancels the request: the model drops its work at its next step.
+        """
+        requested = [grpcclient.InferRequestedOutput(name) for name in outputs]
+        finished = asyncio.Event()
+
+        async def request() -> AsyncIterator[dict]:
+            yield {"model_name": model, "inputs": inputs, "outputs": requested}
+            await finished.wait()  # keep our side open until every response has come
+
+        responses = self._client.stream_infer(request())
+        try:
+            for received in range(expected):
+                try:
+                    result, error = await responses.__anext__()
+                except StopAsyncIteration:
+                    raise TritonUnavailable(f"{model}: the stream ended after {received} of {expected} responses")
+                except (InferenceServerException, grpc.RpcError) as failure:
+                    raise TritonUnavailable(f"{model}: {failure}") from failure
+                if error is not None:
+                    raise _triton_error(model, error)
+                yield {name: result.as_numpy(name) for name in outputs}
+        finally:
+            finished.set()
+            responses.cancel()
+
+    async def relax_stream(self, systems: list[System], options: list[RelaxOptions],
+                           atom_budget: int = 0) -> AsyncIterator[tuple[int, RelaxResult]]:
+        """(index, result) of each structure, in the order they finish."""
+        inputs = forcefield_inputs(systems, options, atom_budget)
+        async for outputs in self.stream("forcefield", inputs, STRUCTURE_OUTPUTS, len(systems)):
+            index = int(outputs["INDEX"][0])
+            yield forcefield_result(outputs, systems[index])
 
     async def forcefield(
         self, systems: list[System], options: list[RelaxOptions], atom_budget: int = 0
     ) -> list[RelaxResult]:
-        outputs = await self.infer("forcefield", forcefield_inputs(systems, options, atom_budget), OUTPUTS)
-        return forcefield_results(outputs, systems)
+        """Every structure's result, in the request's order."""
+        results: dict[int, RelaxResult] = {}
+        async for index, result in self.relax_stream(systems, options, atom_budget):
+            results[index] = result
+        return [results[i] for i in range(len(systems))]
 
     async def generate(self, model: str, prompts: list[str], seed: int, temperature: float = 0.8,
                        top_k: int = 10) -> list[tuple[str, str]]:

@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     relax.add_argument("--cellopt", action="store_true")
     relax.add_argument("--fmax", type=float, default=None, help="force tolerance, eV/Å (service default 0.005)")
     relax.add_argument("--max-steps", type=int, default=None)
+    relax.add_argument("--optimizer", choices=("fire", "fire2"), default=None, help="service default: fire")
     relax.add_argument("--outdir", type=Path, default=Path("."))
-    relax.add_argument("--chunk", type=int, default=32, help="structures per request")
 
     generate = client_command("generate", "generate a crystal structure from a composition (CrystaLLM style)")
     generate.add_argument("--comp", required=True)
@@ -68,24 +68,24 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_relax(args: argparse.Namespace) -> int:
+    """All files through one streamed request: each relaxed CIF is written the moment it arrives."""
     from pymatgen.core import Structure
     from tqdm import tqdm
 
     args.outdir.mkdir(parents=True, exist_ok=True)
     structures = [Structure.from_file(path) for path in args.files]
-    not_converged = 0
+    counts = {"converged": 0, "not_converged": 0}
     with _client(args.url) as client, tqdm(total=len(structures), unit="structure",
                                            disable=len(structures) < 2, file=sys.stderr) as progress:
-        for start in range(0, len(structures), args.chunk):
-            chunk = structures[start:start + args.chunk]
-            results = client.relax(chunk, cellopt=args.cellopt, fmax=args.fmax, max_steps=args.max_steps)
-            for path, result in zip(args.files[start:start + args.chunk], results):
-                target = args.outdir / f"{path.stem}_relaxed.cif"
-                result.structure.to(filename=str(target))
-                not_converged += not result.converged
-                print(f"{target}\tenergy {result.energy:.6f} eV\tconverged {result.converged}\tsteps {result.steps}")
-            progress.update(len(chunk))
-    return 1 if not_converged else 0
+        for index, result in client.relax_stream(structures, cellopt=args.cellopt, fmax=args.fmax,
+                                                 max_steps=args.max_steps, optimizer=args.optimizer):
+            target = args.outdir / f"{args.files[index].stem}_relaxed.cif"
+            result.structure.to(filename=str(target))
+            counts["converged" if result.converged else "not_converged"] += 1
+            print(f"{target}\tenergy {result.energy:.6f} eV\tconverged {result.converged}\tsteps {result.steps}")
+            progress.set_postfix(counts)
+            progress.update(1)
+    return 1 if counts["not_converged"] else 0
 
 
 def run_generate(args: argparse.Namespace) -> int:

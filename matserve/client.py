@@ -3,11 +3,15 @@
     client = MatserveClient("http://127.0.0.1:8000")
     client.get_prediction(open("my.poscar").read(), "mfd")       # submit, poll, return the fields
     relaxed = client.relax([structure], cellopt=True)             # pymatgen in, pymatgen out (or ASE)
+    for index, result in client.relax_stream(structures):         # each one as soon as it finishes
+        ...
 """
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -19,6 +23,8 @@ from pymatgen.core import Structure
 from matserve.structures import System
 
 FINISHED = ("SUCCESS", "FAILURE")
+NDJSON = "application/x-ndjson"
+SATURATED_RETRIES = 20  # a full relaxation queue answers 503 with Retry-After: wait and send again
 
 
 class MatserveError(Exception):
@@ -55,6 +61,16 @@ def _atoms_json(item: Structure | Atoms, structure_id: str) -> dict[str, Any]:
     if system.pbc.any():
         body["cell"] = system.cell.reshape(-1).tolist()
         body["pbc"] = system.pbc.tolist()
+    return body
+
+
+def _relax_body(items: list[Structure | Atoms], cellopt: bool, fmax: float | None, pressure_kbar: float | None,
+                max_steps: int | None, optimizer: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"atoms": [_atoms_json(item, str(i)) for i, item in enumerate(items)], "cellopt": cellopt}
+    for key, value in (("opttol", fmax), ("opttol_pressure", pressure_kbar), ("max_steps", max_steps),
+                       ("optimizer", optimizer)):
+        if value is not None:
+            body[key] = value
     return body
 
 
@@ -128,16 +144,41 @@ class MatserveClient:
     # Relaxation (BGR NIM)
     def relax(self, structures: Structure | Atoms | Sequence[Structure | Atoms], cellopt: bool = False,
               fmax: float | None = None, pressure_kbar: float | None = None,
-              max_steps: int | None = None) -> Relaxed | list[Relaxed]:
+              max_steps: int | None = None, optimizer: str | None = None) -> Relaxed | list[Relaxed]:
         single = isinstance(structures, (Structure, Atoms))
         items = [structures] if single else list(structures)
-        body: dict[str, Any] = {"atoms": [_atoms_json(item, str(i)) for i, item in enumerate(items)], "cellopt": cellopt}
-        for key, value in (("opttol", fmax), ("opttol_pressure", pressure_kbar), ("max_steps", max_steps)):
-            if value is not None:
-                body[key] = value
+        body = _relax_body(items, cellopt, fmax, pressure_kbar, max_steps, optimizer)
         results = self._json(self._http.post("/v1/infer", json=body))["atoms"]
         relaxed = [_relaxed(item, result) for item, result in zip(items, results)]
         return relaxed[0] if single else relaxed
+
+    def relax_stream(self, structures: Sequence[Structure | Atoms], cellopt: bool = False,
+                     fmax: float | None = None, pressure_kbar: float | None = None,
+                     max_steps: int | None = None, optimizer: str | None = None) -> Iterator[tuple[int, Relaxed]]:
+        """(index in ``structures``, result) of each structure as soon as the service finishes it,
+        all sent in one streamed request; a full queue (503) is waited out as its Retry-After says."""
+        items = list(structures)
+        body = _relax_body(items, cellopt, fmax, pressure_kbar, max_steps, optimizer)
+        for line in self._stream_lines("/v1/infer", body):
+            if "index" in line:
+                yield line["index"], _relaxed(items[line["index"]], line)
+            elif line.get("status") != "Success":
+                raise MatserveError(503, line.get("error", "the relaxation failed"))
+
+    def _stream_lines(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        for attempt in range(SATURATED_RETRIES + 1):
+            with self._http.stream("POST", path, json=body, headers={"accept": NDJSON}) as response:
+                if response.status_code == 503 and "retry-after" in response.headers and attempt < SATURATED_RETRIES:
+                    response.read()
+                    time.sleep(float(response.headers["retry-after"]))
+                    continue
+                if response.status_code >= 400:
+                    response.read()
+                    self._json(response)  # raises MatserveError with the envelope's message
+                for text in response.iter_lines():
+                    if text:
+                        yield json.loads(text)
+                return
 
     # Generation (CrystaLLM)
     def generate(self, comp: str, z: int | None = None, sg: str | None = None, fe: bool = False,

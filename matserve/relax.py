@@ -13,6 +13,8 @@ The FIRE constants are ASE's, so results match ASE's FIRE on the same model.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +40,12 @@ class RelaxOptions:
     pressure_tol_kbar: float = 0.5
     cellopt: bool = False
     max_steps: int = 2000
+    optimizer: str = "fire"  # one of OPTIMIZERS
+    cell_filter: str = "unit"  # one of CELL_FILTERS; used with cellopt
+
+
+OPTIMIZERS = ("fire", "fire2")  # ASE's FIRE; FIRE 2.0 (Guenole et al. 2020), the BGR NIM 1.1 default
+CELL_FILTERS = ("unit", "frechet")  # ASE's UnitCellFilter; ASE's FrechetCellFilter (log-strain cell)
 
 
 @dataclass
@@ -54,7 +62,7 @@ class RelaxResult:
 class FireState:
     """The running batch: geometry, FIRE variables and bookkeeping, one row per structure."""
 
-    index: torch.Tensor  # (B,) position of each structure in the caller's list
+    index: torch.Tensor  # (B,) serial number of each structure (the Relaxer maps it to its caller's key)
     numbers: torch.Tensor  # (N,)
     n_atoms: torch.Tensor  # (B,)
     pbc: torch.Tensor  # (B, 3)
@@ -204,16 +212,87 @@ def fire_step(state: FireState, forces: torch.Tensor, stress: torch.Tensor) -> N
     state.n_steps = state.n_steps + 1
 
 
-def _admit(waiting: list[int], systems: list[System], atoms_running: int, atom_budget: int) -> list[int]:
-    """Pop waiting structures (in order) while they fit the atom budget; always admit one into an empty batch."""
-    admitted: list[int] = []
-    while waiting:
-        size = systems[waiting[0]].n_atoms
-        if atom_budget and atoms_running + size > atom_budget and (admitted or atoms_running):
-            break
-        admitted.append(waiting.pop(0))
-        atoms_running += size
-    return admitted
+class Relaxer:
+    """Owns one running batch: every ``step`` admits waiting structures up to the atom budget,
+    evaluates and moves every running structure once, and retires those that finished.
+
+    Structures carry a caller's key (any hashable); ``step`` returns ``(key, result)`` for each
+    structure retired in it. Callers that relax one list at once use ``relax``; a scheduler that
+    serves many requests keeps one Relaxer and adds work between steps.
+    """
+
+    def __init__(self, forcefield: ForceField, atom_budget: int = 0):
+        self.forcefield = forcefield
+        self.atom_budget = atom_budget  # 0: no cap
+        self._waiting: deque[tuple[int, System, RelaxOptions]] = deque()
+        self._keys: dict[int, Hashable] = {}  # internal serial -> caller's key
+        self._serial = 0
+        self.state: FireState | None = None
+
+    @property
+    def running_atoms(self) -> int:
+        return int(self.state.n_atoms.sum()) if self.state is not None else 0
+
+    @property
+    def waiting_atoms(self) -> int:
+        return sum(system.n_atoms for _, system, _ in self._waiting)
+
+    @property
+    def idle(self) -> bool:
+        return not self._waiting and self.state is None
+
+    def add(self, key: Hashable, system: System, options: RelaxOptions) -> None:
+        self._keys[self._serial] = key
+        self._waiting.append((self._serial, system, options))
+        self._serial += 1
+
+    def remove(self, keys: set[Hashable]) -> int:
+        """Drop these structures, waiting or running; returns how many were dropped."""
+        dropped = {serial for serial, key in self._keys.items() if key in keys}
+        if not dropped:
+            return 0
+        self._waiting = deque(entry for entry in self._waiting if entry[0] not in dropped)
+        if self.state is not None:
+            keep = torch.tensor([int(i) not in dropped for i in self.state.index], dtype=torch.bool)
+            self.state = select(self.state, keep) if keep.any() else None
+        for serial in dropped:
+            del self._keys[serial]
+        return len(dropped)
+
+    def _admit(self) -> None:
+        """Move waiting structures (in order) into the batch while they fit the atom budget;
+        an empty batch always takes one, however large."""
+        atoms = self.running_atoms
+        admitted: list[tuple[int, System, RelaxOptions]] = []
+        while self._waiting:
+            size = self._waiting[0][1].n_atoms
+            if self.atom_budget and atoms + size > self.atom_budget and (admitted or atoms):
+                break
+            admitted.append(self._waiting.popleft())
+            atoms += size
+        if admitted:
+            serials, systems, options = zip(*admitted)
+            fresh = initial_state(list(systems), list(options), list(serials))
+            self.state = fresh if self.state is None else concat(self.state, fresh)
+
+    def step(self) -> list[tuple[Hashable, RelaxResult]]:
+        self._admit()
+        state = self.state
+        if state is None:
+            return []
+        output = self.forcefield(state.batch())
+        forces, stress = output.forces.cpu(), output.stress.cpu()
+        done = is_converged(state, forces, stress)
+        finished = done | (state.n_steps >= state.max_steps)
+        retired = [(self._keys.pop(serial), result)
+                   for serial, result in _results(state, finished, done, output.energy.cpu(), forces, stress)]
+        if finished.all():
+            self.state = None
+            return retired
+        keep = ~finished
+        self.state = select(state, keep)
+        fire_step(self.state, forces[keep[state.system_idx]], stress[keep])
+        return retired
 
 
 def relax(
@@ -225,55 +304,40 @@ def relax(
     """Relax every structure; ``atom_budget`` caps the atoms evaluated at once (0: no cap)."""
     if isinstance(options, RelaxOptions):
         options = [options] * len(systems)
-    results: list[RelaxResult | None] = [None] * len(systems)
-    waiting = list(range(len(systems)))
-    state: FireState | None = None
-    while waiting or state is not None:
-        running_atoms = int(state.n_atoms.sum()) if state is not None else 0
-        admitted = _admit(waiting, systems, running_atoms, atom_budget)
-        if admitted:
-            fresh = initial_state([systems[i] for i in admitted], [options[i] for i in admitted], admitted)
-            state = fresh if state is None else concat(state, fresh)
-        assert state is not None
-        output = forcefield(state.batch())
-        forces, stress = output.forces.cpu(), output.stress.cpu()
-        done = is_converged(state, forces, stress)
-        finished = done | (state.n_steps >= state.max_steps)
-        if finished.any():
-            _record(results, state, finished, done, output.energy.cpu(), forces, stress)
-        if finished.all():
-            state = None
-            continue
-        keep = ~finished
-        atom_keep = keep[state.system_idx]
-        state = select(state, keep)
-        fire_step(state, forces[atom_keep], stress[keep])
-    return [r for r in results if r is not None]
+    relaxer = Relaxer(forcefield, atom_budget)
+    for position, (system, option) in enumerate(zip(systems, options)):
+        relaxer.add(position, system, option)
+    results: dict[Hashable, RelaxResult] = {}
+    while not relaxer.idle:
+        results.update(relaxer.step())
+    return [results[position] for position in range(len(systems))]
 
 
-def _record(
-    results: list[RelaxResult | None],
+def _results(
     state: FireState,
     finished: torch.Tensor,
     converged: torch.Tensor,
     energy: torch.Tensor,
     forces: torch.Tensor,
     stress: torch.Tensor,
-) -> None:
+) -> list[tuple[int, RelaxResult]]:
+    """(serial, result) of each finished structure."""
     positions = state.positions.split(state.n_atoms.tolist())
     all_forces = forces.split(state.n_atoms.tolist())
     cells = state.cells
+    starts = torch.cumsum(state.n_atoms, 0) - state.n_atoms
+    results = []
     for b in torch.nonzero(finished).flatten().tolist():
-        start = int(state.n_atoms[:b].sum())
-        n = int(state.n_atoms[b])
+        start, n = int(starts[b]), int(state.n_atoms[b])
         mask = state.active[start : start + n].numpy()
         system = System(positions[b].numpy().copy(), state.numbers[start : start + n].numpy().copy(),
                         cells[b].numpy().copy(), state.pbc[b].numpy().copy(), None if mask.all() else mask)
-        results[int(state.index[b])] = RelaxResult(
+        results.append((int(state.index[b]), RelaxResult(
             system=system,
             energy=float(energy[b]),
             forces=all_forces[b].numpy().copy(),
             stress=stress[b].numpy().copy(),
             converged=bool(converged[b]),
             n_steps=int(state.n_steps[b]),
-        )
+        )))
+    return results

@@ -12,16 +12,34 @@ from typing import Any, Callable
 import numpy as np
 
 
-def answer(pb_utils: Any, request: Any, run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
-           input_names: tuple[str, ...], output_names: tuple[str, ...],
-           user_errors: tuple[type[Exception], ...]) -> Any:
+def read_inputs(pb_utils: Any, request: Any, input_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The request's tensors among ``input_names`` that are present, as numpy arrays."""
     inputs = {}
     for name in input_names:
         tensor = pb_utils.get_input_tensor_by_name(request, name)
         if tensor is not None:
             inputs[name] = tensor.as_numpy()
-    try:
-        outputs = run(inputs)
-    except user_errors as error:
-        return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error), pb_utils.TritonError.INVALID_ARG))
+    return inputs
+
+
+INVALID_PREFIX = "invalid input: "  # marks a user error where a stream carries no status code
+
+
+def invalid_input(pb_utils: Any, error: Exception) -> Any:
+    """A user error as Triton's INVALID_ARG response, which the gateway turns into a 4xx."""
+    message = INVALID_PREFIX + str(error)
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, pb_utils.TritonError.INVALID_ARG))
+
+
+def tensors(pb_utils: Any, outputs: dict[str, np.ndarray], output_names: tuple[str, ...]) -> Any:
     return pb_utils.InferenceResponse([pb_utils.Tensor(name, outputs[name]) for name in output_names])
+
+
+def answer(pb_utils: Any, request: Any, run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
+           input_names: tuple[str, ...], output_names: tuple[str, ...],
+           user_errors: tuple[type[Exception], ...]) -> Any:
+    try:
+        outputs = run(read_inputs(pb_utils, request, input_names))
+    except user_errors as error:
+        return invalid_input(pb_utils, error)
+    return tensors(pb_utils, outputs, output_names)

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+
 import numpy as np
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
 
 from gateway.auth import require_api_key
-from gateway.errors import InvalidInput, NotReady
+from gateway.errors import InvalidInput, NotReady, Saturated
+from gateway.relax_queue import Admission, QueueFull
 from gateway.schemas import AtomicData, InferRequest, InferResponse, OptimizationResult
 from gateway.services import Services, get_services
 from gateway.triton_client import TritonRejected, TritonUnavailable
 from matserve.forcefields import EV_PER_A3_TO_KBAR
 from matserve.relax import RelaxOptions, RelaxResult
+from matserve.settings import Settings
 from matserve.structures import MIN_DISTANCE, System, minimum_distance
 
 router = APIRouter()
+
+NDJSON = "application/x-ndjson"
+DISCONNECT_POLL_S = 0.25
+CLIENT_CLOSED_REQUEST = 499  # nginx's code: nobody is left to read the answer
 
 
 def _invalid(index: int, field: str, message: str, error_type: str = "value_error") -> InvalidInput:
@@ -64,35 +76,106 @@ def to_result(atoms: AtomicData, result: RelaxResult) -> OptimizationResult:
     )
 
 
+def relax_options(body: InferRequest, settings: Settings) -> RelaxOptions:
+    """The request's relaxation settings, the service's defaults where it names none."""
+    def chosen(value, default):
+        return value if value is not None else default
+
+    return RelaxOptions(
+        fmax=chosen(body.opttol, settings.opttol),
+        pressure_tol_kbar=chosen(body.opttol_pressure, settings.opttol_pressure),
+        cellopt=chosen(body.cellopt, settings.cellopt),
+        max_steps=chosen(body.max_steps, settings.max_steps),
+        optimizer=chosen(body.optimizer, settings.optimizer),
+        cell_filter=chosen(body.cell_filter, settings.cell_filter),
+    )
+
+
+def wants_ndjson(request: Request) -> bool:
+    return NDJSON in request.headers.get("accept", "")
+
+
 @router.post("/v1/infer", response_model=InferResponse, response_model_exclude_none=True,
-             dependencies=[Depends(require_api_key)])
-async def infer(body: InferRequest, services: Services = Depends(get_services)) -> InferResponse:
-    if services.batcher is None or services.state.draining:
+             dependencies=[Depends(require_api_key)],
+             responses={200: {"content": {NDJSON: {"schema": {"type": "string"}}},
+                              "description": "the NIM's response; with `Accept: application/x-ndjson`, one JSON "
+                                             "line per structure as it finishes (its fields and `index`), then "
+                                             "a closing line with `status` and `info`"}})
+async def infer(body: InferRequest, request: Request, services: Services = Depends(get_services)) -> Response | InferResponse:
+    queue = services.relax_queue
+    if queue is None or services.state.draining:
         raise NotReady("not ready: " + ("draining" if services.state.draining else "estimating batch sizes"))
     systems = [to_system(i, atoms, services) for i, atoms in enumerate(body.atoms)]
-    settings = services.settings
-    options = RelaxOptions(
-        fmax=body.opttol if body.opttol is not None else settings.opttol,
-        pressure_tol_kbar=body.opttol_pressure if body.opttol_pressure is not None else settings.opttol_pressure,
-        cellopt=body.cellopt if body.cellopt is not None else settings.cellopt,
-        max_steps=body.max_steps if body.max_steps is not None else settings.max_steps,
-    )
+    options = relax_options(body, services.settings)
+    try:
+        admission = queue.admit(systems, [options] * len(systems))
+    except QueueFull as error:
+        raise Saturated(str(error), error.retry_after_s) from error
     counters = services.state.counters
     counters.requests_received += 1
     counters.tasks_received += len(systems)
+    if wants_ndjson(request):
+        return StreamingResponse(_stream_lines(body, admission, services), media_type=NDJSON)
     try:
-        results = await services.batcher.submit(systems, [options] * len(systems))
+        results = await _collect(admission, request, body, services)
     except TritonRejected as error:
         raise InvalidInput(f"the force field rejected the structures: {error}") from error
     except TritonUnavailable as error:
         raise NotReady(f"backend unavailable: {error}") from error
     finally:
+        admission.release()
         counters.requests_completed += 1
-    counters.tasks_completed += len(systems)
-    services.metrics.structures.labels("converged").inc(sum(r.converged for r in results))
-    services.metrics.structures.labels("not_converged").inc(sum(not r.converged for r in results))
+    if results is None:  # the client went away; its structures left the batch
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
     return InferResponse(
-        atoms=[to_result(atoms, result) for atoms, result in zip(body.atoms, results)],
+        atoms=[to_result(atoms, results[i]) for i, atoms in enumerate(body.atoms)],
         status="Success",
         info=body.info,
     )
+
+
+def _finished(services: Services, result: RelaxResult) -> None:
+    services.state.counters.tasks_completed += 1
+    services.metrics.structures.labels("converged" if result.converged else "not_converged").inc()
+
+
+async def _collect(admission: Admission, request: Request, body: InferRequest,
+                   services: Services) -> dict[int, RelaxResult] | None:
+    """Every structure's result, or None if the client disconnected first (its work is then cancelled)."""
+    results: dict[int, RelaxResult] = {}
+
+    async def consume() -> None:
+        async for index, result in admission.results():
+            results[index] = result
+            _finished(services, result)
+
+    consumer = asyncio.create_task(consume())
+    while not consumer.done():
+        await asyncio.wait({consumer}, timeout=DISCONNECT_POLL_S)
+        if not consumer.done() and await request.is_disconnected():
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+            return None
+    consumer.result()  # raises what the stream raised
+    return results
+
+
+async def _stream_lines(body: InferRequest, admission: Admission, services: Services) -> AsyncIterator[bytes]:
+    """One line per structure as it finishes, then the closing line."""
+    closing: dict = {"status": "Success"}
+    try:
+        async for index, result in admission.results():
+            _finished(services, result)
+            line = {"index": index, **to_result(body.atoms[index], result).model_dump(exclude_none=True)}
+            yield (json.dumps(line) + "\n").encode()
+    except TritonRejected as error:
+        closing = {"status": "Failure", "error": f"the force field rejected the structures: {error}"}
+    except TritonUnavailable as error:
+        closing = {"status": "Failure", "error": f"backend unavailable: {error}"}
+    finally:
+        admission.release()
+        services.state.counters.requests_completed += 1
+    if body.info is not None:
+        closing["info"] = body.info
+    yield (json.dumps(closing) + "\n").encode()

@@ -20,9 +20,9 @@ router = APIRouter()
 async def status(services: Services = Depends(get_services)) -> dict:
     counters = services.state.counters
     limits = services.state.limits
-    batcher = services.batcher
-    queue_atoms = batcher.queue_size_atoms if batcher else 0
-    queue_tasks = batcher.queue_size_tasks if batcher else 0
+    queue = services.relax_queue
+    queue_atoms = queue.queue_size_atoms if queue else 0
+    queue_tasks = queue.queue_size_tasks if queue else 0
     workers = worker_devices(services.settings.device)
     share = len(workers)  # the gateway spreads work evenly; counters are split by worker
     return {
@@ -54,8 +54,9 @@ async def status(services: Services = Depends(get_services)) -> dict:
 
 @router.get("/v1/metrics")
 async def metrics(services: Services = Depends(get_services)) -> Response:
-    services.metrics.queue_atoms.set(services.batcher.queue_size_atoms if services.batcher else 0)
-    services.metrics.queue_tasks.set(services.batcher.queue_size_tasks if services.batcher else 0)
+    queue = services.relax_queue
+    services.metrics.queue_atoms.set(queue.queue_size_atoms if queue else 0)
+    services.metrics.queue_tasks.set(queue.queue_size_tasks if queue else 0)
     return Response(services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

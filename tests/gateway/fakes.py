@@ -26,6 +26,12 @@ class FakeTriton:
             RelaxResult(s, -1.5 * s.n_atoms, np.zeros((s.n_atoms, 3)), np.zeros((3, 3)), True, 0) for s in systems
         ]
 
+    async def relax_stream(self, systems: list[System], options: list[RelaxOptions], atom_budget: int = 0):
+        """Results in reverse order, as a batch whose last structure converged first would give them."""
+        results = await self.forcefield(systems, options, atom_budget)
+        for index in reversed(range(len(systems))):
+            yield index, results[index]
+
     async def close(self) -> None:
         pass
 

@@ -17,6 +17,7 @@ from gateway.limits import descendant_pids
 from matserve.tritonserver import free_port
 
 STARTUP_TIMEOUT_S = 240
+QUEUE_ATOMS = 64
 
 
 @dataclass
@@ -92,8 +93,11 @@ def stop(service: Service) -> None:
 
 @pytest.fixture(scope="session")
 def service(tmp_path_factory) -> Service:
-    # No checkpoint configured: the generator serves its embedded weights as `small`.
-    running = start_service(tmp_path_factory.mktemp("serve"), MATSERVE_GENERATOR_SMALL="")
+    # No checkpoint configured: the generator serves its embedded weights as `small`. A small
+    # relaxation queue (64 atoms) lets test_online_batching overfill it with a few crystals;
+    # the other tests send one request at a time, which an empty queue always admits.
+    running = start_service(tmp_path_factory.mktemp("serve"), MATSERVE_GENERATOR_SMALL="",
+                            MATSERVE_QUEUE_ATOMS=str(QUEUE_ATOMS))
     try:
         wait_until_ready(running)
         yield running
