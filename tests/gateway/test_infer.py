@@ -1,3 +1,10 @@
+import json
+
+import numpy as np
+
+from matserve.relax import RelaxOptions
+from matserve.structures import System
+from tests.gateway.conftest import make_client, wait_ready
 from tests.gateway.fakes import FakeTriton
 
 PERIODIC = {"coord": [0.0, 0.0, 0.0, 0.0, 0.0, 1.0], "numbers": [1, 1], "cell": [10, 0, 0, 0, 10, 0, 0, 0, 10],
@@ -27,3 +34,31 @@ def test_request_options_override_defaults(client, fake: FakeTriton):
     default, custom = fake.options
     assert (default.fmax, default.pressure_tol_kbar, default.cellopt, default.max_steps) == (0.005, 0.5, False, 2000)
     assert (custom.fmax, custom.pressure_tol_kbar, custom.cellopt, custom.max_steps) == (0.01, 2.0, True, 7)
+
+
+def test_streamed_lines_come_as_structures_finish_then_the_closing_line(client):
+    body = {"atoms": [PERIODIC, MOLECULE], "info": "run-8"}
+    with client.stream("POST", "/v1/infer", json=body, headers={"accept": "application/x-ndjson"}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/x-ndjson"
+        lines = [json.loads(line) for line in response.iter_lines() if line]
+    whole = client.post("/v1/infer", json=body).json()
+    first, second, closing = lines  # the fake finishes the last structure first
+    assert first == {"index": 1, **whole["atoms"][1]}
+    assert second == {"index": 0, **whole["atoms"][0]}
+    assert closing == {"status": "Success", "info": "run-8"}
+
+
+def test_a_full_queue_answers_503_with_retry_after_and_the_envelope():
+    with make_client(FakeTriton(), queue_atoms=4) as client:
+        wait_ready(client)
+        queue = client.app.state.services.relax_queue
+        held = queue.admit([System(np.zeros((3, 3)), [1, 1, 1])], [RelaxOptions()])  # 3 of the 4 atoms
+        response = client.post("/v1/infer", json={"atoms": [MOLECULE]})
+        held.release()
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        message = ("the relaxation queue is full: 3 atoms queued, this request adds 2, the bound is 4; "
+                   "retry after 5 s")
+        assert response.json() == {"error": message, "detail": [{"loc": [], "msg": message, "type": "saturated"}]}
+        assert client.post("/v1/infer", json={"atoms": [MOLECULE]}).status_code == 200
