@@ -6,16 +6,23 @@ relaxed with cell optimisation to fmax 0.05 eV/Å with CHGNet 0.3.0 by
   (b) ASE FIRE + CHGNetCalculator + FrechetCellFilter, one structure after another,
   (c) torch-sim's batched Frechet-cell FIRE with in-flight batching on the same model, called
       through CHGNet's own forward (what a plain torch-sim wrapper does) and through matserve's
-      one-backward-pass adapter.
+      one-backward-pass adapter,
+  (d) matserve's Relaxer in this process on the same adapter and atom budget, with each of
+      FIRE and FIRE2 and each of the unit-cell and Frechet cell filters (its total optimiser
+      steps count force evaluations; FIRE2 spends one more after each uphill step).
 Prints structures/s, the ratios, µs per atom per step, residual forces and stresses,
 and how far the final energies of (a) and (c) are from ASE's.
 
     .venv/bin/python -m bench.relax [--count 64] [--url http://127.0.0.1:8000] [--skip-torchsim]
+        [--skip-service] [--skip-ase] [--skip-relaxer] [--atom-budget N]
+
+``--count 4 --skip-service --skip-ase --skip-torchsim`` is a quick look at (d) alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import signal
 import subprocess
@@ -183,9 +190,33 @@ def run_torchsim(structures, forcefield, atom_budget: int, label: str) -> Outcom
                    max_force, out["stress"].abs().amax(dim=(1, 2)).numpy() * EV_PER_A3_TO_KBAR, n_atoms)
 
 
-def report(outcomes: list[Outcome], reference: Outcome) -> None:
-    print(f"\n{'method':34s} {'s':>8s} {'struct/s':>9s} {'x ASE':>7s} {'steps':>7s} {'us/atom/step':>13s} "
-          f"{'max F':>7s} {'max |s| kBar':>13s} {'|dE| meV/atom (mean, max) vs ASE':>34s}")
+def run_relaxer(structures, forcefield, atom_budget: int, pressure_kbar: float, optimizer: str,
+                cell_filter: str) -> Outcome:
+    """matserve's Relaxer in this process (what one worker runs), cell optimisation as the service's."""
+    from matserve.relax import RelaxOptions, relax
+    from matserve.structures import System
+
+    systems = [System.from_ase(a) for a in structures]
+    options = RelaxOptions(fmax=FMAX, pressure_tol_kbar=pressure_kbar, cellopt=True, max_steps=2000,
+                           optimizer=optimizer, cell_filter=cell_filter)
+    relax(forcefield, systems[:1], RelaxOptions(max_steps=0))  # warm
+    start = time.perf_counter()
+    results = relax(forcefield, systems, options, atom_budget=atom_budget)
+    seconds = time.perf_counter() - start
+    n_atoms = np.array([s.n_atoms for s in systems])
+    return Outcome(
+        f"Relaxer {optimizer}, {cell_filter} cell", seconds,
+        np.array([r.energy for r in results]) / n_atoms,
+        np.array([r.n_steps for r in results]),
+        np.array([np.linalg.norm(r.forces, axis=1).max() for r in results]),
+        np.array([np.abs(r.stress).max() * EV_PER_A3_TO_KBAR for r in results]),
+        n_atoms,
+    )
+
+
+def report(outcomes: list[Outcome], reference: Outcome, label: str = "ASE") -> None:
+    print(f"\n{'method':34s} {'s':>8s} {'struct/s':>9s} {'x ' + label:>7s} {'steps':>7s} {'us/atom/step':>13s} "
+          f"{'max F':>7s} {'max |s| kBar':>13s} {'|dE| meV/atom (mean, max) vs ' + label:>34s}")
     for outcome in outcomes:
         steps = int(outcome.steps.sum()) if (outcome.steps >= 0).all() else -1
         per_step = f"{outcome.us_per_atom_step:13.0f}" if steps >= 0 else f"{'n/a':>13s}"
@@ -205,32 +236,48 @@ def main() -> None:
     parser.add_argument("--skip-torchsim", action="store_true")
     parser.add_argument("--torchsim-model", choices=("stock", "matserve", "both"), default="both",
                         help="torch-sim on CHGNet's own forward, on matserve's one-pass adapter, or both")
+    parser.add_argument("--skip-service", action="store_true")
+    parser.add_argument("--skip-ase", action="store_true", help="then the first row is the reference")
+    parser.add_argument("--skip-relaxer", action="store_true", help="no in-process Relaxer rows (FIRE/FIRE2 x filters)")
+    parser.add_argument("--atom-budget", type=int, default=0,
+                        help="torch-sim's and the Relaxer's atoms per call; 0: the service's batch size (no cap "
+                             "with --skip-service)")
     args = parser.parse_args()
     structures = [perturbed(a, seed=i) for i, a in enumerate(mp_crystals(args.count, seed=0))]
     print(f"{len(structures)} MP crystals, {sum(len(a) for a in structures)} atoms, "
           f"{min(len(a) for a in structures)}-{max(len(a) for a in structures)} per structure; "
           f"torch threads {torch.get_num_threads()}")
 
-    process, url = (None, args.url) if args.url else start_service()
-    try:
-        ours = run_service(structures, url, args.pressure_kbar)
-        batch_size = httpx.get(url + "/v1/status").json()["workers"][0]["batch_size"]
-    finally:
-        if process is not None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
+    outcomes: list[Outcome] = []
+    batch_size = args.atom_budget
+    if not args.skip_service:
+        process, url = (None, args.url) if args.url else start_service()
+        try:
+            outcomes.append(run_service(structures, url, args.pressure_kbar))
+            batch_size = batch_size or httpx.get(url + "/v1/status").json()["workers"][0]["batch_size"]
+        finally:
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=60)
 
     from matserve.forcefields import load_forcefield
+    from matserve.relax import CELL_FILTERS, OPTIMIZERS
 
     forcefield = load_forcefield("chgnet")
-    ase = run_ase(structures, forcefield.model)
-    outcomes = [ase, ours]
+    if not args.skip_ase:
+        outcomes.insert(0, run_ase(structures, forcefield.model))
     if not args.skip_torchsim:
+        budget = batch_size or sum(len(a) for a in structures)
         if args.torchsim_model in ("stock", "both"):
-            outcomes.append(run_torchsim(structures, stock_chgnet(forcefield), batch_size, "CHGNet forward"))
+            outcomes.append(run_torchsim(structures, stock_chgnet(forcefield), budget, "CHGNet forward"))
         if args.torchsim_model in ("matserve", "both"):
-            outcomes.append(run_torchsim(structures, forcefield, batch_size, "matserve adapter"))
-    report(outcomes, ase)
+            outcomes.append(run_torchsim(structures, forcefield, budget, "matserve adapter"))
+    if not args.skip_relaxer:
+        for optimizer, cell_filter in itertools.product(OPTIMIZERS, CELL_FILTERS):
+            outcomes.append(run_relaxer(structures, forcefield, batch_size, args.pressure_kbar, optimizer, cell_filter))
+    if not outcomes:
+        return
+    report(outcomes, outcomes[0], "ASE" if not args.skip_ase else "ref")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,21 @@
-"""Batched FIRE geometry relaxation with optional cell relaxation and in-flight batching.
+"""Batched FIRE / FIRE 2.0 geometry relaxation with optional cell relaxation and in-flight batching.
 
 All running structures step together as one packed batch (flat per-atom tensors
-plus a per-atom system index). Each structure keeps its own FIRE state (time
+plus a per-atom system index). Each structure keeps its own optimiser state (time
 step, mixing, velocity) and its own convergence test, so a structure that
 converges leaves the batch at once and a waiting one takes its place.
+
+Each structure uses FIRE (ASE's ``FIRE``) or FIRE 2.0 (ASE's ``FIRE2``, Guénolé et
+al., Comput. Mater. Sci. 175, 109584 (2020)), with ASE's constants for each, so
+results match ASE's on the same model.
 
 Cell relaxation follows ASE's ``UnitCellFilter``: the optimiser sees atom
 positions in the reference cell plus ``cell_factor * F`` (``F`` the deformation
 gradient), with generalised forces ``f @ F`` and ``virial / cell_factor``.
-The FIRE constants are ASE's, so results match ASE's FIRE on the same model.
+Or ASE's ``FrechetCellFilter``: the cell variables are ``cell_factor * log(F)``
+and their forces the virial pulled back through the Fréchet derivative of the
+matrix exponential, divided by ``cell_factor`` (ASE's ``exp_cell_factor``, also
+the number of atoms).
 """
 
 from __future__ import annotations
@@ -32,6 +39,11 @@ F_INC = 1.1
 F_DEC = 0.5
 ALPHA_START = 0.1
 F_ALPHA = 0.99
+# ASE FIRE2 defaults (use_abc=False) where they differ from FIRE's; dt start, dt max, max step,
+# f_inc, f_dec and f_alpha are the same.
+FIRE2_DT_MIN = 2e-3
+FIRE2_N_MIN = 20
+FIRE2_ALPHA_START = 0.25
 
 
 @dataclass(frozen=True)
@@ -60,7 +72,12 @@ class RelaxResult:
 
 @dataclass
 class FireState:
-    """The running batch: geometry, FIRE variables and bookkeeping, one row per structure."""
+    """The running batch: geometry, FIRE variables and bookkeeping, one row per structure.
+
+    ``n_steps`` counts optimiser steps, one per force evaluation after the first: for FIRE2 that is
+    ASE's ``nsteps`` plus one for each uphill step, where ASE evaluates the forces a second time
+    inside its step (we take that evaluation as the next batched one).
+    """
 
     index: torch.Tensor  # (B,) serial number of each structure (the Relaxer maps it to its caller's key)
     numbers: torch.Tensor  # (N,)
@@ -69,6 +86,7 @@ class FireState:
     ref_positions: torch.Tensor  # (N, 3) positions in the reference cell
     ref_cells: torch.Tensor  # (B, 3, 3)
     deform: torch.Tensor  # (B, 3, 3) deformation gradient F; cell = ref_cell @ F.T
+    log_deform: torch.Tensor  # (B, 3, 3) log(F), the Frechet filter's cell variables / cell_factor; else zero
     active: torch.Tensor  # (N,) bool: may move
     velocity: torch.Tensor  # (N, 3)
     cell_velocity: torch.Tensor  # (B, 3, 3)
@@ -80,6 +98,9 @@ class FireState:
     pressure_tol: torch.Tensor  # (B,) eV/Å³
     cellopt: torch.Tensor  # (B,) bool
     max_steps: torch.Tensor  # (B,)
+    fire2: torch.Tensor  # (B,) bool: FIRE 2.0, else FIRE
+    frechet: torch.Tensor  # (B,) bool: cellopt with the Frechet cell filter, else the unit-cell one
+    stepped_back: torch.Tensor  # (B,) bool: FIRE2 went half a step back at the last (uphill) step
 
     @property
     def system_idx(self) -> torch.Tensor:
@@ -119,8 +140,13 @@ def concat(first: FireState, second: FireState) -> FireState:
 
 
 def initial_state(systems: list[System], options: list[RelaxOptions], indices: list[int]) -> FireState:
+    for option in options:
+        if option.optimizer not in OPTIMIZERS or option.cell_filter not in CELL_FILTERS:
+            raise ValueError(f"unknown optimizer {option.optimizer!r} or cell filter {option.cell_filter!r}")
     dtype = torch.float64
     n = len(systems)
+    fire2 = torch.tensor([o.optimizer == "fire2" for o in options])
+    cellopt = torch.tensor([o.cellopt and s.pbc.all() for o, s in zip(options, systems)])
     n_atoms = torch.tensor([s.n_atoms for s in systems])
     masks = [s.active_mask if s.active_mask is not None else np.ones(s.n_atoms, bool) for s in systems]
     return FireState(
@@ -131,17 +157,21 @@ def initial_state(systems: list[System], options: list[RelaxOptions], indices: l
         ref_positions=torch.as_tensor(np.concatenate([s.positions for s in systems]), dtype=dtype),
         ref_cells=torch.as_tensor(np.stack([s.cell for s in systems]), dtype=dtype),
         deform=torch.eye(3, dtype=dtype).repeat(n, 1, 1),
+        log_deform=torch.zeros(n, 3, 3, dtype=dtype),
         active=torch.as_tensor(np.concatenate(masks)),
         velocity=torch.zeros(int(n_atoms.sum()), 3, dtype=dtype),
         cell_velocity=torch.zeros(n, 3, 3, dtype=dtype),
         dt=torch.full((n,), DT_START, dtype=dtype),
-        alpha=torch.full((n,), ALPHA_START, dtype=dtype),
+        alpha=torch.where(fire2, torch.tensor(FIRE2_ALPHA_START, dtype=dtype), torch.tensor(ALPHA_START, dtype=dtype)),
         n_positive=torch.zeros(n, dtype=torch.long),
         n_steps=torch.zeros(n, dtype=torch.long),
         fmax=torch.tensor([o.fmax for o in options], dtype=dtype),
         pressure_tol=torch.tensor([o.pressure_tol_kbar for o in options], dtype=dtype) / EV_PER_A3_TO_KBAR,
-        cellopt=torch.tensor([o.cellopt and s.pbc.all() for o, s in zip(options, systems)]),
+        cellopt=cellopt,
         max_steps=torch.tensor([o.max_steps for o in options]),
+        fire2=fire2,
+        frechet=cellopt & torch.tensor([o.cell_filter == "frechet" for o in options]),
+        stepped_back=torch.zeros(n, dtype=torch.bool),
     )
 
 
@@ -164,20 +194,60 @@ def is_converged(state: FireState, forces: torch.Tensor, stress: torch.Tensor) -
     return (max_force <= state.fmax) & (~state.cellopt | (max_stress <= state.pressure_tol))
 
 
-def fire_step(state: FireState, forces: torch.Tensor, stress: torch.Tensor) -> None:
-    """One FIRE step of every structure in ``state``, in place (ASE's algorithm, per structure)."""
+def system_norm(atom_part: torch.Tensor, cell_part: torch.Tensor, system_idx: torch.Tensor) -> torch.Tensor:
+    """(B,) norm of each structure's whole vector: its atoms' rows and its 3x3 cell part."""
+    squares = per_system_sum(atom_part**2, system_idx, len(cell_part)) + (cell_part**2).sum(dim=(1, 2))
+    return squares.sqrt()
+
+
+@dataclass
+class Update:
+    """What one optimiser step makes of each structure's FIRE variables, and the step it takes."""
+
+    velocity: torch.Tensor  # (N, 3)
+    cell_velocity: torch.Tensor  # (B, 3, 3)
+    dt: torch.Tensor  # (B,)
+    alpha: torch.Tensor  # (B,)
+    n_positive: torch.Tensor  # (B,)
+    step_atoms: torch.Tensor  # (N, 3)
+    step_cell: torch.Tensor  # (B, 3, 3)
+    stepped_back: torch.Tensor  # (B,) bool
+
+
+def expm_frechet_adjoint(log_deform: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3) ``<D exp(L)[E_mn], G>`` for the nine unit directions ``E_mn`` at once.
+
+    That is ASE's ``FrechetCellFilter`` cell force from ``G`` (its ``virial @ inv(F.T)``), which
+    ASE sums over nine ``expm_frechet`` calls. The adjoint of ``D exp(L)`` is ``D exp(L.T)``, and
+    ``D exp(A)[G]`` is the upper-right block of ``exp([[A, G], [0, A]])``.
+    """
+    block = torch.zeros(len(log_deform), 6, 6, dtype=log_deform.dtype)
+    block[:, :3, :3] = log_deform.transpose(1, 2)
+    block[:, 3:, 3:] = log_deform.transpose(1, 2)
+    block[:, :3, 3:] = gradient
+    return torch.linalg.matrix_exp(block)[:, :3, 3:]
+
+
+def generalised_forces(
+    state: FireState, forces: torch.Tensor, stress: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3) atom and (B, 3, 3) cell forces of each structure's cell filter (no cell forces without cellopt)."""
     idx = state.system_idx
-    n_systems = len(state.n_atoms)
-    # Generalised forces of the unit-cell filter.
     atom_forces = torch.bmm(forces.unsqueeze(1), state.deform[idx]).squeeze(1) * state.active.unsqueeze(1)
     volume = torch.linalg.det(state.cells).abs()
     virial = -volume.view(-1, 1, 1) * stress
     virial = torch.linalg.solve(state.deform, virial.transpose(1, 2)).transpose(1, 2)
+    log_virial = expm_frechet_adjoint(state.log_deform, virial)
+    virial = torch.where(state.frechet.view(-1, 1, 1), log_virial, virial)
     cell_forces = virial / state.cell_factor.view(-1, 1, 1) * state.cellopt.view(-1, 1, 1)
+    return atom_forces, cell_forces
 
-    def norm(atom_part: torch.Tensor, cell_part: torch.Tensor) -> torch.Tensor:
-        squares = per_system_sum(atom_part**2, idx, n_systems) + (cell_part**2).sum(dim=(1, 2))
-        return squares.sqrt()
+
+def fire(state: FireState, atom_forces: torch.Tensor, cell_forces: torch.Tensor) -> Update:
+    """ASE's FIRE, per structure: mix the velocity towards the force (zero it uphill), then an
+    Euler step, capped at MAX_STEP."""
+    idx = state.system_idx
+    n_systems = len(state.n_atoms)
 
     power = per_system_sum(atom_forces * state.velocity, idx, n_systems) + (cell_forces * state.cell_velocity).sum(
         dim=(1, 2)
@@ -185,30 +255,129 @@ def fire_step(state: FireState, forces: torch.Tensor, stress: torch.Tensor) -> N
     uphill = power <= 0
     fresh = state.n_steps == 0  # ASE starts from v = 0 without mixing
     mixing = ~uphill & ~fresh
-    f_norm = norm(atom_forces, cell_forces).clamp_min(1e-30)
-    v_norm = norm(state.velocity, state.cell_velocity)
+    f_norm = system_norm(atom_forces, cell_forces, idx).clamp_min(1e-30)
+    v_norm = system_norm(state.velocity, state.cell_velocity, idx)
     scale = (state.alpha * v_norm / f_norm) * mixing
     keep = (1 - state.alpha * mixing) * ~uphill
-    state.velocity = keep[idx].unsqueeze(1) * state.velocity + scale[idx].unsqueeze(1) * atom_forces
-    state.cell_velocity = keep.view(-1, 1, 1) * state.cell_velocity + scale.view(-1, 1, 1) * cell_forces
+    velocity = keep[idx].unsqueeze(1) * state.velocity + scale[idx].unsqueeze(1) * atom_forces
+    cell_velocity = keep.view(-1, 1, 1) * state.cell_velocity + scale.view(-1, 1, 1) * cell_forces
     grow = mixing & (state.n_positive > N_MIN)
-    state.dt = torch.where(grow, (state.dt * F_INC).clamp_max(DT_MAX), state.dt)
-    state.alpha = torch.where(grow, state.alpha * F_ALPHA, state.alpha)
-    state.n_positive = torch.where(mixing, state.n_positive + 1, state.n_positive)
+    dt = torch.where(grow, (state.dt * F_INC).clamp_max(DT_MAX), state.dt)
+    alpha = torch.where(grow, state.alpha * F_ALPHA, state.alpha)
+    n_positive = torch.where(mixing, state.n_positive + 1, state.n_positive)
     reset = uphill & ~fresh
-    state.dt = torch.where(reset, state.dt * F_DEC, state.dt)
-    state.alpha = torch.where(reset, torch.full_like(state.alpha, ALPHA_START), state.alpha)
-    state.n_positive = torch.where(reset, torch.zeros_like(state.n_positive), state.n_positive)
+    dt = torch.where(reset, dt * F_DEC, dt)
+    alpha = torch.where(reset, torch.full_like(alpha, ALPHA_START), alpha)
+    n_positive = torch.where(reset, torch.zeros_like(n_positive), n_positive)
 
-    state.velocity = state.velocity + state.dt[idx].unsqueeze(1) * atom_forces
-    state.cell_velocity = state.cell_velocity + state.dt.view(-1, 1, 1) * cell_forces
-    step_atoms = state.dt[idx].unsqueeze(1) * state.velocity
-    step_cell = state.dt.view(-1, 1, 1) * state.cell_velocity
-    step_norm = norm(step_atoms, step_cell)
+    velocity = velocity + dt[idx].unsqueeze(1) * atom_forces
+    cell_velocity = cell_velocity + dt.view(-1, 1, 1) * cell_forces
+    step_atoms = dt[idx].unsqueeze(1) * velocity
+    step_cell = dt.view(-1, 1, 1) * cell_velocity
+    step_norm = system_norm(step_atoms, step_cell, idx)
     shrink = torch.where(step_norm > MAX_STEP, MAX_STEP / step_norm.clamp_min(1e-30), torch.ones_like(step_norm))
-    state.ref_positions = state.ref_positions + shrink[idx].unsqueeze(1) * step_atoms * state.active.unsqueeze(1)
-    cell_dof = state.deform * state.cell_factor.view(-1, 1, 1) + shrink.view(-1, 1, 1) * step_cell
-    state.deform = cell_dof / state.cell_factor.view(-1, 1, 1)
+    return Update(
+        velocity=velocity,
+        cell_velocity=cell_velocity,
+        dt=dt,
+        alpha=alpha,
+        n_positive=n_positive,
+        step_atoms=shrink[idx].unsqueeze(1) * step_atoms,
+        step_cell=shrink.view(-1, 1, 1) * step_cell,
+        stepped_back=torch.zeros_like(uphill),
+    )
+
+
+def fire2(state: FireState, atom_forces: torch.Tensor, cell_forces: torch.Tensor) -> Update:
+    """ASE's FIRE2 (``use_abc=False``), per structure: semi-implicit Euler, then mixing, step capped
+    at MAX_STEP.
+
+    Uphill, ASE goes half a step back, zeroes the velocity and takes its step from the forces
+    evaluated there, all inside one step. Here going back is the whole step; the next (batched)
+    evaluation gives those forces, and the step after it skips the power test as ASE does. The one
+    difference: we test convergence at the point stepped back to, where ASE tests only after its
+    step, so a structure may stop one evaluation earlier.
+    """
+    idx = state.system_idx
+    n_systems = len(state.n_atoms)
+
+    power = per_system_sum(atom_forces * state.velocity, idx, n_systems) + (cell_forces * state.cell_velocity).sum(
+        dim=(1, 2)
+    )
+    tested = (state.n_steps > 0) & ~state.stepped_back  # ASE starts from v = 0 without a test
+    downhill = tested & (power > 0)
+    uphill = tested & ~(power > 0)
+    n_positive = torch.where(downhill, state.n_positive + 1, state.n_positive)
+    grow = downhill & (n_positive > FIRE2_N_MIN)
+    dt = torch.where(grow, (state.dt * F_INC).clamp_max(DT_MAX), state.dt)
+    alpha = torch.where(grow, state.alpha * F_ALPHA, state.alpha)
+    n_positive = torch.where(uphill, torch.zeros_like(n_positive), n_positive)
+    dt = torch.where(uphill, (dt * F_DEC).clamp_min(FIRE2_DT_MIN), dt)
+    alpha = torch.where(uphill, torch.full_like(alpha, FIRE2_ALPHA_START), alpha)
+
+    velocity = state.velocity + dt[idx].unsqueeze(1) * atom_forces
+    cell_velocity = state.cell_velocity + dt.view(-1, 1, 1) * cell_forces
+    f_norm = system_norm(atom_forces, cell_forces, idx).clamp_min(1e-30)
+    v_norm = system_norm(velocity, cell_velocity, idx)
+    keep, scale = 1 - alpha, alpha / f_norm * v_norm
+    velocity = keep[idx].unsqueeze(1) * velocity + scale[idx].unsqueeze(1) * atom_forces
+    cell_velocity = keep.view(-1, 1, 1) * cell_velocity + scale.view(-1, 1, 1) * cell_forces
+    step_atoms = dt[idx].unsqueeze(1) * velocity
+    step_cell = dt.view(-1, 1, 1) * cell_velocity
+    step_norm = system_norm(step_atoms, step_cell, idx)
+    shrink = torch.where(step_norm > MAX_STEP, MAX_STEP / step_norm.clamp_min(1e-30), torch.ones_like(step_norm))
+
+    back = -0.5 * dt
+    atom_uphill, cell_uphill = uphill[idx].unsqueeze(1), uphill.view(-1, 1, 1)
+    return Update(
+        velocity=torch.where(atom_uphill, torch.zeros_like(velocity), velocity),
+        cell_velocity=torch.where(cell_uphill, torch.zeros_like(cell_velocity), cell_velocity),
+        dt=dt,
+        alpha=alpha,
+        n_positive=n_positive,
+        step_atoms=torch.where(atom_uphill, back[idx].unsqueeze(1) * state.velocity,
+                               shrink[idx].unsqueeze(1) * step_atoms),
+        step_cell=torch.where(cell_uphill, back.view(-1, 1, 1) * state.cell_velocity,
+                              shrink.view(-1, 1, 1) * step_cell),
+        stepped_back=uphill,
+    )
+
+
+def choose(mask: torch.Tensor, chosen: Update, other: Update, system_idx: torch.Tensor) -> Update:
+    """Per structure, ``chosen`` where ``mask`` (B,) is true, else ``other``."""
+    atoms, cells = mask[system_idx].unsqueeze(1), mask.view(-1, 1, 1)
+    return Update(
+        velocity=torch.where(atoms, chosen.velocity, other.velocity),
+        cell_velocity=torch.where(cells, chosen.cell_velocity, other.cell_velocity),
+        dt=torch.where(mask, chosen.dt, other.dt),
+        alpha=torch.where(mask, chosen.alpha, other.alpha),
+        n_positive=torch.where(mask, chosen.n_positive, other.n_positive),
+        step_atoms=torch.where(atoms, chosen.step_atoms, other.step_atoms),
+        step_cell=torch.where(cells, chosen.step_cell, other.step_cell),
+        stepped_back=torch.where(mask, chosen.stepped_back, other.stepped_back),
+    )
+
+
+def fire_step(state: FireState, forces: torch.Tensor, stress: torch.Tensor) -> None:
+    """One optimiser step of every structure in ``state``, in place: FIRE or FIRE2, unit-cell or
+    Frechet filter, each structure its own (with both optimisers in the batch, both run over all
+    of it and each structure keeps its own one's update)."""
+    atom_forces, cell_forces = generalised_forces(state, forces, stress)
+    update = fire(state, atom_forces, cell_forces)
+    if state.fire2.any():
+        update = choose(state.fire2, fire2(state, atom_forces, cell_forces), update, state.system_idx)
+    state.velocity, state.cell_velocity = update.velocity, update.cell_velocity
+    state.dt, state.alpha, state.n_positive = update.dt, update.alpha, update.n_positive
+    state.stepped_back = update.stepped_back
+    state.ref_positions = state.ref_positions + update.step_atoms * state.active.unsqueeze(1)
+    # Cell variables: cell_factor * F (unit), cell_factor * log(F) (Frechet; ASE's also hold a
+    # constant cell_factor * log(cell_factor) * I, which no step depends on).
+    cell_factor = state.cell_factor.view(-1, 1, 1)
+    frechet = state.frechet.view(-1, 1, 1)
+    log_deform = (state.log_deform * cell_factor + update.step_cell) / cell_factor
+    state.deform = torch.where(frechet, torch.linalg.matrix_exp(log_deform),
+                               (state.deform * cell_factor + update.step_cell) / cell_factor)
+    state.log_deform = torch.where(frechet, log_deform, state.log_deform)
     state.n_steps = state.n_steps + 1
 
 
