@@ -7,7 +7,8 @@ decoupled models, which answer one request with several responses as its parts f
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import grpc
 import numpy as np
@@ -22,6 +23,7 @@ from matserve.structures import System
 
 
 ALIGNN_MODEL = "alignn"
+T = TypeVar("T")
 
 
 class TritonUnavailable(Exception):
@@ -85,6 +87,28 @@ class TritonClient:
     def __init__(self, url: str):
         self.url = url
         self._client = grpcclient.InferenceServerClient(url)
+        self._failed = asyncio.Event()  # set when Triton or a model process died: nothing more will come
+        self._failure = ""
+
+    def fail(self, reason: str) -> None:
+        """Triton can no longer answer: every call waiting on it, and every later one, raises TritonUnavailable."""
+        self._failure = reason
+        self._failed.set()
+
+    async def _unless_failed(self, model: str, pending: Awaitable[T]) -> T:
+        """``pending``'s result, unless Triton fails first (a dead stub never answers a decoupled request)."""
+        if self._failed.is_set():
+            raise TritonUnavailable(f"{model}: {self._failure}")
+        answer = asyncio.ensure_future(pending)
+        failed = asyncio.ensure_future(self._failed.wait())
+        try:
+            await asyncio.wait({answer, failed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            failed.cancel()
+        if not answer.done():
+            answer.cancel()
+            raise TritonUnavailable(f"{model}: {self._failure}")
+        return answer.result()
 
     async def close(self) -> None:
         await self._client.close()
@@ -101,7 +125,7 @@ class TritonClient:
     async def infer(self, model: str, inputs: list[grpcclient.InferInput], outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
         requested = [grpcclient.InferRequestedOutput(name) for name in outputs]
         try:
-            result = await self._client.infer(model, inputs, outputs=requested)
+            result = await self._unless_failed(model, self._client.infer(model, inputs, outputs=requested))
         except InferenceServerException as error:
             raise _triton_error(model, error) from error
         return {name: result.as_numpy(name) for name in outputs}
@@ -124,7 +148,7 @@ class TritonClient:
         try:
             for received in range(expected):
                 try:
-                    result, error = await responses.__anext__()
+                    result, error = await self._unless_failed(model, responses.__anext__())
                 except StopAsyncIteration:
                     raise TritonUnavailable(f"{model}: the stream ended after {received} of {expected} responses")
                 except (InferenceServerException, grpc.RpcError) as failure:

@@ -3,7 +3,10 @@
 The gateway starts at once so liveness answers while models load; readiness
 follows Triton. SIGTERM/SIGINT: turn not-ready, let in-flight requests finish
 (up to ``drain_timeout_s``), stop the gateway, stop Triton, exit 0. If Triton
-dies, exit 1 so that an orchestrator restarts the pod.
+dies, or one of its model processes (a Python-backend stub) does, turn not-ready,
+answer the requests in flight with 503, and exit 1 so that an orchestrator
+restarts the pod: Triton does not restart a dead stub, and a decoupled model's
+requests would otherwise wait for answers that never come.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from matserve.tritonserver import (
     DEFAULT_MODEL_REPOSITORY,
     find_tritonserver,
     free_port,
+    process_alive,
+    python_stubs,
     render_model_repository,
     runtime_dir,
     start_tritonserver,
@@ -36,6 +41,7 @@ log = logging.getLogger("matserve.serve")
 
 WATCH_INTERVAL_S = 0.25
 TRITON_STOP_TIMEOUT_S = 30.0
+FAILED_TRITON_STOP_TIMEOUT_S = 5.0
 
 
 class GatewayServer(uvicorn.Server):
@@ -77,10 +83,20 @@ async def run_gateway(settings: Settings, triton: subprocess.Popen, triton_grpc_
         loop.add_signal_handler(sig, stop_requested.set)
     serving = asyncio.create_task(server.serve())
     exit_code = 0
+    stubs: dict[int, str] = {}  # taken once the models are loaded (the service has its limits)
     while not serving.done():
+        failure = None
         if triton.poll() is not None:
-            log.error("tritonserver exited with code %s", triton.returncode)
+            failure = f"tritonserver exited with code {triton.returncode}"
+        elif not stubs and app.state.service_state.limits is not None:
+            stubs = python_stubs(triton.pid)
+        dead = [name for pid, name in stubs.items() if not process_alive(pid)]
+        if failure is None and dead:
+            failure = f"Triton model process {', '.join(dead)} died"
+        if failure is not None:
+            log.error("%s: not ready, failing the requests in flight, exiting", failure)
             app.state.service_state.triton_failed = True
+            app.state.services.triton.fail(failure)
             exit_code = 1
             break
         if stop_requested.is_set():
@@ -112,10 +128,12 @@ def serve(settings: Settings | None = None) -> int:
     http_port = settings.triton_http_port or free_port()
     log.info("starting tritonserver %s (gRPC 127.0.0.1:%d)", installation.binary, grpc_port)
     triton = start_tritonserver(installation, repository, grpc_port, http_port, preexec_fn=_die_with_parent)
+    exit_code = 1
     try:
         exit_code = asyncio.run(run_gateway(settings, triton, grpc_port))
     finally:
-        stop_process(triton)
+        # A Triton with a dead model process waits for it until its own timeout: do not wait as long.
+        stop_process(triton, TRITON_STOP_TIMEOUT_S if exit_code == 0 else FAILED_TRITON_STOP_TIMEOUT_S)
     shutil.rmtree(work_dir, ignore_errors=True)
     log.info("stopped with exit code %d", exit_code)
     return exit_code

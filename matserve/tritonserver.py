@@ -158,3 +158,33 @@ def start_tritonserver(
         start_new_session=True,  # a terminal's Ctrl-C reaches us only; we stop Triton ourselves
         preexec_fn=preexec_fn,
     )
+
+
+STUB_BINARY = "triton_python_backend_stub"
+
+
+def process_alive(pid: int) -> bool:
+    """Running, not a zombie: a dead stub stays in /proc until Triton reaps it, which it may never do."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def python_stubs(triton_pid: int) -> dict[int, str]:
+    """The Python-backend stub processes of a running Triton: pid -> model instance name (``forcefield_0_0``)."""
+    stubs = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if parent != triton_pid:
+                continue
+            args = (stat.parent / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if args and args[0].endswith(STUB_BINARY):
+            # args: stub, model.py, shm region, shm sizes, parent pid, backend dir, ..., instance name, ...
+            names = [a for a in args if re.fullmatch(r"\w+_\d+_\d+", a)]
+            stubs[int(stat.parent.name)] = names[0] if names else "unknown"
+    return stubs
