@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     max_steps: int = 2000
     batch_size: int = Field(0, description="atom budget per model call; 0 estimates it at start-up")
     max_system_size: int = Field(0, description="largest structure in atoms; 0 derives it from the budget")
-    optimizer: Literal["fire", "fire2"] = "fire"
+    optimizer: Literal["fire", "fire2"] = Field("fire2", description="FIRE 2.0, the BGR NIM 1.1 default: "
+                                                                     "about a fifth fewer steps than FIRE")
     cell_filter: Literal["unit", "frechet"] = Field("unit", description="cell filter when cellopt is on")
     queue_atoms: int = Field(0, ge=0, description="relaxation atoms waiting or running before new requests get 503; "
                                                   "0: 4 x the atom budget")
