@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+FUZZ   := $(VENV)/fuzz
 
 .PHONY: serve test install bench clean
 
-$(STAMP): requirements.lock requirements-dev.lock pyproject.toml
+$(STAMP): requirements.lock requirements-dev.lock requirements-fuzz.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
@@ -16,6 +17,9 @@ $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	# chgnet pulls nvidia-ml-py3, which overwrites pynvml.py: restore the maintained one.
 	$(BIN)/pip install -q --force-reinstall --no-deps $$(grep '^nvidia-ml-py==' requirements.lock)
 	$(BIN)/pip install -q --no-deps -e .
+	# Schemathesis (tests/integration/test_fuzz.py) pins what this environment cannot take: its own venv.
+	test -x $(FUZZ)/bin/python || $(PYTHON) -m venv $(FUZZ)
+	$(FUZZ)/bin/pip install -q -r requirements-fuzz.lock
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -15,6 +15,7 @@ from gateway.errors import install_error_handlers
 from gateway.limits import GpuMemory, MemoryProbe, ProcessTreeMemory, estimate_limits
 from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.middleware import RequestContextMiddleware
+from gateway.openapi import install_docs, install_openapi
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.store import JobStore
 from gateway.property_models import PropertyModel, load_registry
@@ -115,10 +116,13 @@ def create_app(
             await store.close()
             await services.triton.close()
 
-    app = FastAPI(title="matserve", version=matserve.__version__, lifespan=lifespan, docs_url="/docs")
+    # /docs and /redoc load their scripts from an installed wheel, not a CDN (gateway/openapi.py)
+    app = FastAPI(title="matserve", version=matserve.__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
     for module in (health, system, infer, predict, generate):
         app.include_router(module.router)
+    install_docs(app)
+    install_openapi(app, path_enums={"model": sorted(property_models)})
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestContextMiddleware, state=state, max_body_bytes=settings.max_body_bytes)
     app.state.service_state = state

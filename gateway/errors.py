@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("matserve.gateway")
@@ -77,13 +78,34 @@ class GatewayTimeout(APIError):
     error_type = "timeout"
 
 
+class ErrorDetail(BaseModel):
+    """One problem: where it is (``["body", "atoms", 0, "coord"]``), what is wrong, and its kind."""
+
+    loc: list[str | int] = Field(description="path to the offending value: body, path, query or header first")
+    msg: str = Field(description="what is wrong with it")
+    type: str = Field(description="kind of problem, e.g. missing, value_error, not_found")
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error response (the readiness probe's 503 excepted: it has its own body)."""
+
+    error: str = Field(description="one-line human message")
+    detail: list[ErrorDetail]
+
+
 def envelope(message: str, detail: list[dict[str, Any]]) -> dict[str, Any]:
     return {"error": message, "detail": detail}
 
 
 def _clean_detail(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Pydantic errors reduced to the documented keys (no input echo, no URLs)."""
-    return [{"loc": list(e.get("loc", [])), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errors]
+    return [{"loc": list(e.get("loc", [])), "msg": _message(str(e.get("msg", ""))), "type": str(e.get("type", ""))}
+            for e in errors]
+
+
+def _message(msg: str) -> str:
+    """A validator's own message without pydantic's "Value error, " prefix."""
+    return msg.removeprefix("Value error, ")
 
 
 def _summary(detail: list[dict[str, Any]]) -> str:
@@ -98,6 +120,9 @@ STATUS_400_PREFIXES = ("/v1/generate",)
 
 
 async def handle_api_error(request: Request, error: APIError) -> JSONResponse:
+    if error.status_code >= 500 and error.__cause__ is not None:  # the body says it in user terms; the log says why
+        log.warning("%s %s: %d %s (%s: %s)", request.method, request.url.path, error.status_code, error.message,
+                    type(error.__cause__).__name__, error.__cause__)
     return JSONResponse(envelope(error.message, error.detail), status_code=error.status_code, headers=error.headers)
 
 

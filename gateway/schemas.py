@@ -1,4 +1,11 @@
-"""Request and response bodies of the batched geometry relaxation API (BGR NIM, seed 002)."""
+"""Request and response bodies of the batched geometry relaxation API (BGR NIM, seed 002).
+
+Requests are validated strictly (``strict=True``): a number is not accepted as a string
+(``"2"``), nor 0/1 as a boolean, so what the OpenAPI document's types say is what the service
+takes. Every constraint JSON Schema can state is on the field; the rest (``coord`` holds
+3 values per atom, ``active_mask`` one per atom, size and element limits of the served force
+field) are checked in code and answered with 422 naming the field.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +20,16 @@ AtomicNumber = Annotated[int, Field(ge=1, le=MAX_ATOMIC_NUMBER)]
 
 
 class AtomicData(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    coord: list[FiniteFloat] = Field(description="flattened Cartesian coordinates, Å")
-    numbers: list[AtomicNumber] = Field(min_length=1)
+    coord: list[FiniteFloat] = Field(min_length=3, description="flattened Cartesian coordinates, Å: 3 per atom")
+    numbers: list[AtomicNumber] = Field(min_length=1, description="atomic numbers")
     cell: list[FiniteFloat] | None = Field(None, min_length=9, max_length=9, description="row-major, Å")
     pbc: list[bool] | None = Field(None, min_length=3, max_length=3)
     charge: int = 0
-    mult: int = Field(1, ge=1)
+    mult: int = Field(1, ge=1, description="spin multiplicity")
     structure_id: str | None = None
-    active_mask: list[bool] | None = None
+    active_mask: list[bool] | None = Field(None, min_length=1, description="one per atom; false keeps it fixed")
 
     @model_validator(mode="after")
     def _consistent_lengths(self) -> "AtomicData":
@@ -42,8 +49,13 @@ class AtomicData(BaseModel):
         return list(self.pbc) if self.pbc is not None else [True, True, True]
 
 
+# The BGR NIM's single-structure example (seed 002): H2 in a 10 Å box.
+INFER_EXAMPLE = {"atoms": [{"coord": [0.0, 0.0, 0.0, 0.0, 0.0, 1.0], "numbers": [1, 1],
+                            "cell": [10.0, 0.0, 0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 10.0]}]}
+
+
 class InferRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [INFER_EXAMPLE]})
 
     atoms: list[AtomicData] = Field(min_length=1)
     opttol: float | None = Field(None, gt=0, allow_inf_nan=False, description="force tolerance, eV/Å")

@@ -26,8 +26,9 @@ async def structure_text(request: Request) -> str:
     if content_type == "application/json":
         try:
             data = json.loads(body)
-        except json.JSONDecodeError:
-            raise BadRequest("malformed JSON body") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):  # bytes that are not UTF-8 are not JSON either
+            raise BadRequest("malformed JSON body",
+                             [{"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}]) from None
         if not isinstance(data, dict) or not isinstance(data.get("file"), str):
             raise InvalidInput("JSON body needs a string field 'file'",
                                [{"loc": ["body", "file"], "msg": "field required", "type": "missing"}])

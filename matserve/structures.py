@@ -151,11 +151,77 @@ def parse_structure_text(text: str) -> System:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             structure = Structure.from_str(text, fmt=fmt)
-    except Exception as error:  # pymatgen raises many types for bad files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise StructureParseError(f"could not read the {fmt.upper()}: {reason}") from None
+    except Exception:  # pymatgen raises many types for bad files, in its own terms: say what is wrong in ours
+        problem = cif_problem(text) if fmt == "cif" else poscar_problem(text)
+        raise StructureParseError(problem) from None
     if len(structure) == 0:
         raise StructureParseError(f"the {fmt.upper()} has no atoms")
     if structure.lattice.volume < 1e-3:
         raise StructureParseError(f"the {fmt.upper()} has a degenerate cell")
     return System.from_pymatgen(structure)
+
+
+POSCAR_LAYOUT = ("a VASP 5 POSCAR has a comment line, a scaling factor, 3 lattice vectors, the element symbols, "
+                 "the atom counts, Direct or Cartesian, then one line of 3 coordinates per atom")
+CIF_CELL_TAGS = ("_cell_length_a", "_cell_length_b", "_cell_length_c",
+                 "_cell_angle_alpha", "_cell_angle_beta", "_cell_angle_gamma")
+CIF_LAYOUT = ("a CIF needs its cell lengths and angles (_cell_length_a, _cell_angle_alpha, ...) and an _atom_site_ "
+              "loop with element symbols and fractional coordinates")
+
+
+def _numbers(line: str, count: int) -> bool:
+    """Whether ``line`` starts with ``count`` numbers."""
+    fields = line.split()
+    if len(fields) < count:
+        return False
+    try:
+        [float(field) for field in fields[:count]]
+    except ValueError:
+        return False
+    return True
+
+
+def poscar_problem(text: str) -> str:
+    """Why ``text`` is not a readable POSCAR, in the file's terms (line numbers from 1)."""
+    lines = text.splitlines()
+    if len(lines) < 8:
+        many = "line" if len(lines) == 1 else "lines"
+        return f"the file is neither a CIF nor a POSCAR: it has {len(lines)} {many}, and {POSCAR_LAYOUT}"
+    if not _numbers(lines[1], 1):
+        return "line 2 of the POSCAR (the scaling factor) is not a number"
+    for i, name in zip(range(2, 5), "abc"):
+        if not _numbers(lines[i], 3):
+            return f"line {i + 1} of the POSCAR (lattice vector {name}) does not hold 3 numbers"
+    counts_line = 6 if not _numbers(lines[5], 1) else 5  # VASP 5 has the symbols first, VASP 4 only counts
+    try:
+        counts = [int(field) for field in lines[counts_line].split()]
+    except ValueError:
+        counts = []
+    if not counts or any(n <= 0 for n in counts):
+        return f"line {counts_line + 1} of the POSCAR (the atom counts) must hold positive whole numbers"
+    if counts_line == 6 and len(lines[5].split()) != len(counts):
+        return (f"line 6 of the POSCAR names {len(lines[5].split())} elements but line 7 gives "
+                f"{len(counts)} atom counts")
+    first = counts_line + 2
+    if first - 1 < len(lines) and lines[first - 1].strip()[:1].lower() == "s":  # Selective dynamics
+        first += 1
+    coordinates = [line for line in lines[first:] if line.strip()]
+    n_atoms = sum(counts)
+    if len(coordinates) < n_atoms:
+        return f"the POSCAR counts {n_atoms} atoms but has {len(coordinates)} coordinate lines after line {first}"
+    for k, line in enumerate(coordinates[:n_atoms]):
+        if not _numbers(line, 3):
+            return f"the coordinates of atom {k + 1} in the POSCAR are not 3 numbers"
+    return f"the POSCAR could not be read; {POSCAR_LAYOUT}"
+
+
+def cif_problem(text: str) -> str:
+    """Why ``text`` is not a readable CIF, naming the tags it lacks."""
+    lowered = text.lower()
+    missing = [tag for tag in CIF_CELL_TAGS if tag not in lowered]
+    if missing:
+        return f"the CIF has no {', '.join(missing)}; {CIF_LAYOUT}"
+    coordinates = ("_atom_site_fract_x", "_atom_site_fract_y", "_atom_site_fract_z")
+    if not all(tag in lowered for tag in coordinates):
+        return f"the CIF has no fractional atom coordinates (_atom_site_fract_x, _y, _z); {CIF_LAYOUT}"
+    return f"the CIF does not describe a complete crystal structure; {CIF_LAYOUT}"

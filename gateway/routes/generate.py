@@ -18,6 +18,7 @@ from pymatgen.core import Composition, Element, Structure
 
 from gateway.auth import require_api_key
 from gateway.errors import BadRequest, NotReady
+from gateway.openapi import error_responses
 from gateway.services import Services, get_services
 from gateway.triton_client import TritonRejected, TritonUnavailable
 from matserve.generator.prompt import build_prompt
@@ -31,7 +32,7 @@ Z_WITHOUT_Z = (1, 2, 3, 4, 6, 8)
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "2" is not a number, nor false a seed
 
     comp: str
     z: int | None = Field(None, ge=1, le=64)
@@ -39,7 +40,7 @@ class Message(BaseModel):
 
 
 class GenerateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "2" is not a number, nor false a seed
 
     model: str
     message: Message
@@ -106,13 +107,17 @@ async def add_formation_energies(candidates: list[dict], services: Services) -> 
                 energies.append(None)
                 _add_message(candidate, f"fe: {error}")
     except TritonUnavailable as error:
-        raise NotReady(f"backend unavailable: {error}") from error
+        raise NotReady("backend unavailable: the formation-energy model is not answering; retry later") from error
     for (candidate, _), energy in zip(ready, energies):
         if energy is not None:
             candidate["fe"] = energy
 
 
-@router.post("/v1/generate", dependencies=[Depends(require_api_key)])
+@router.post("/v1/generate", dependencies=[Depends(require_api_key)],
+             summary="Generate a crystal structure (CIF) from a composition (CrystaLLM)",
+             responses=error_responses(400, 401, 503, s400="Invalid request, as CrystaLLM answers it: malformed "
+                                                           "JSON, invalid values, an unknown or unconfigured model, "
+                                                           "an unparseable composition or space group"))
 async def generate(body: GenerateRequest, services: Services = Depends(get_services)) -> dict:
     models = available_models(services)
     if body.model not in models:
@@ -136,7 +141,7 @@ async def generate(body: GenerateRequest, services: Services = Depends(get_servi
     except TritonRejected as error:
         raise BadRequest(str(error)) from error
     except TritonUnavailable as error:
-        raise NotReady(f"backend unavailable: {error}") from error
+        raise NotReady("backend unavailable: the generator is not answering; retry later") from error
     candidates = []
     for prompt_input, (text, finish_reason) in zip(inputs, completed):
         candidate = await asyncio.to_thread(_candidate, prompt_input, text, finish_reason)

@@ -3,18 +3,20 @@
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
+from gateway.openapi import READINESS_RESPONSES, error_responses
 from gateway.services import Services, get_services
 
 router = APIRouter()
 
 
-@router.get("/v1/health/live")
+@router.get("/v1/health/live", summary="Liveness: the gateway process answers", responses=error_responses())
 async def live() -> dict[str, str]:
     """The gateway process runs; never asks Triton."""
     return {"status": "live"}
 
 
-@router.get("/v1/health/ready")
+@router.get("/v1/health/ready", summary="Readiness: Triton and every model ready, not draining",
+            responses={**READINESS_RESPONSES, **error_responses()})
 async def ready(services: Services = Depends(get_services)) -> JSONResponse:
     alive, is_ready = await services.readiness()
     total = len(services.state.models)

@@ -13,6 +13,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from gateway.auth import require_api_key
 from gateway.errors import InvalidInput, NotReady, Saturated
+from gateway.openapi import error_responses
 from gateway.relax_queue import Admission, QueueFull
 from gateway.schemas import AtomicData, InferRequest, InferResponse, OptimizationResult
 from gateway.services import Services, get_services
@@ -20,13 +21,14 @@ from gateway.triton_client import TritonRejected, TritonUnavailable
 from matserve.forcefields import EV_PER_A3_TO_KBAR
 from matserve.relax import RelaxOptions, RelaxResult
 from matserve.settings import Settings
-from matserve.structures import MIN_DISTANCE, System, minimum_distance
+from matserve.structures import MIN_DISTANCE, System, isolated_atoms, minimum_distance
 
 router = APIRouter()
 
 NDJSON = "application/x-ndjson"
 DISCONNECT_POLL_S = 0.25
 CLIENT_CLOSED_REQUEST = 499  # nginx's code: nobody is left to read the answer
+NEIGHBOUR_CUTOFF = {"chgnet": 6.0}  # Å: CHGNet's graph refuses an atom without a neighbour this close
 
 
 def _invalid(index: int, field: str, message: str, error_type: str = "value_error") -> InvalidInput:
@@ -57,6 +59,11 @@ def to_system(index: int, atoms: AtomicData, services: Services) -> System:
     closest = minimum_distance(system)
     if closest < MIN_DISTANCE:
         raise _invalid(index, "coord", f"two atoms are {closest:.3f} Å apart; the minimum is {MIN_DISTANCE} Å")
+    cutoff = NEIGHBOUR_CUTOFF.get(settings.forcefield)
+    lonely = isolated_atoms(system, cutoff) if cutoff else []
+    if lonely:  # found by fuzzing: it failed the whole running batch with 503
+        raise _invalid(index, "coord", f"atom {lonely[0]} has no neighbour within {cutoff:g} Å, which the "
+                                       f"{settings.forcefield} force field needs")
     return system
 
 
@@ -96,11 +103,14 @@ def wants_ndjson(request: Request) -> bool:
 
 
 @router.post("/v1/infer", response_model=InferResponse, response_model_exclude_none=True,
-             dependencies=[Depends(require_api_key)],
+             dependencies=[Depends(require_api_key)], summary="Relax a batch of structures (BGR NIM)",
              responses={200: {"content": {NDJSON: {"schema": {"type": "string"}}},
                               "description": "the NIM's response; with `Accept: application/x-ndjson`, one JSON "
                                              "line per structure as it finishes (its fields and `index`), then "
-                                             "a closing line with `status` and `info`"}})
+                                             "a closing line with `status` and `info`"},
+                        **error_responses(400, 401, 422, 503, s400="Malformed JSON body",
+                                          s503="Not ready, draining, backend unavailable, or the relaxation queue "
+                                               "is full; retry after `Retry-After` seconds")})
 async def infer(body: InferRequest, request: Request, services: Services = Depends(get_services)) -> Response | InferResponse:
     queue = services.relax_queue
     if queue is None or services.state.draining:
@@ -121,7 +131,7 @@ async def infer(body: InferRequest, request: Request, services: Services = Depen
     except TritonRejected as error:
         raise InvalidInput(f"the force field rejected the structures: {error}") from error
     except TritonUnavailable as error:
-        raise NotReady(f"backend unavailable: {error}") from error
+        raise NotReady("backend unavailable: the force field is not answering; retry later") from error
     finally:
         admission.release()
         counters.requests_completed += 1
@@ -171,8 +181,8 @@ async def _stream_lines(body: InferRequest, admission: Admission, services: Serv
             yield (json.dumps(line) + "\n").encode()
     except TritonRejected as error:
         closing = {"status": "Failure", "error": f"the force field rejected the structures: {error}"}
-    except TritonUnavailable as error:
-        closing = {"status": "Failure", "error": f"backend unavailable: {error}"}
+    except TritonUnavailable:
+        closing = {"status": "Failure", "error": "backend unavailable: the force field stopped answering"}
     finally:
         admission.release()
         services.state.counters.requests_completed += 1

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from gateway.auth import require_api_key
 from gateway.errors import InvalidInput, NotFound, NotReady
 from gateway.jobs.store import JobStatus
+from gateway.openapi import STRUCTURE_FILE_BODY, error_responses
 from gateway.property_models import PropertyModel
 from gateway.services import Services, get_services
 from gateway.structure_input import parse_or_422, structure_text, system_to_json
@@ -22,6 +23,9 @@ from gateway.triton_client import TritonRejected, TritonUnavailable
 from matserve.structures import System, isolated_atoms
 
 router = APIRouter()
+
+FILE_400 = "Malformed JSON body, or a file that is not UTF-8 text"
+FILE_422 = "No `file`, a file that is not a readable POSCAR or CIF, or a structure the model cannot take"
 
 
 def model_or_404(name: str, services: Services) -> PropertyModel:
@@ -61,7 +65,10 @@ async def read_structure(request: Request, services: Services, model: PropertyMo
     return await asyncio.to_thread(checked_system, await structure_text(request), services, model)
 
 
-@router.post("/v1/{model}/prediction", dependencies=[Depends(require_api_key)])
+@router.post("/v1/{model}/prediction", dependencies=[Depends(require_api_key)],
+             summary="Submit an asynchronous property prediction (AFLOW-ML)", openapi_extra=STRUCTURE_FILE_BODY,
+             responses=error_responses(400, 401, 404, 422, s400=FILE_400, s404="Unknown model",
+                                       s422=FILE_422))
 async def submit(model: str, request: Request, services: Services = Depends(get_services)) -> dict:
     property_model = model_or_404(model, services)
     system = await read_structure(request, services, property_model)
@@ -69,7 +76,8 @@ async def submit(model: str, request: Request, services: Services = Depends(get_
     return {"id": job.id, "model": property_model.name, "results_endpoint": f"/prediction/result/{job.id}"}
 
 
-@router.get("/v1/prediction/result/{job_id}")
+@router.get("/v1/prediction/result/{job_id}", summary="A prediction job's status, and its results once done",
+            responses=error_responses(404, s404="Unknown or expired job"))
 async def result(job_id: str, services: Services = Depends(get_services)) -> dict:
     job = await services.jobs.store.get(job_id)
     if job is None:
@@ -82,7 +90,10 @@ async def result(job_id: str, services: Services = Depends(get_services)) -> dic
     return body
 
 
-@router.post("/v1/{model}/predict", dependencies=[Depends(require_api_key)])
+@router.post("/v1/{model}/predict", dependencies=[Depends(require_api_key)],
+             summary="Predict properties and answer at once", openapi_extra=STRUCTURE_FILE_BODY,
+             responses=error_responses(400, 401, 404, 422, 503, s400=FILE_400, s404="Unknown model",
+                                       s422=FILE_422))
 async def predict_now(model: str, request: Request, services: Services = Depends(get_services)) -> dict:
     property_model = model_or_404(model, services)
     system = await read_structure(request, services, property_model)
@@ -91,6 +102,6 @@ async def predict_now(model: str, request: Request, services: Services = Depends
     except TritonRejected as error:
         raise InvalidInput(str(error)) from error
     except TritonUnavailable as error:
-        raise NotReady(f"backend unavailable: {error}") from error
+        raise NotReady(f"backend unavailable: the {property_model.name} model is not answering; retry later") from error
     return {"status": "SUCCESS", "description": description, "model": property_model.name,
             "citation": property_model.citation, **fields}

@@ -3,10 +3,11 @@
 from pathlib import Path
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 
 import matserve
 from gateway.hardware import worker_devices
+from gateway.openapi import PROMETHEUS_TEXT, error_responses
 from gateway.services import Services, get_services
 from matserve.alignn.checkpoint import EMBEDDED_DIR, checkpoint_file
 from matserve.forcefields import weights_info
@@ -16,7 +17,8 @@ from matserve.generator.service import EMBEDDED_SMALL, configured_checkpoints
 router = APIRouter()
 
 
-@router.get("/v1/status")
+@router.get("/v1/status", summary="Queue and task counters, per worker as the BGR NIM reports them",
+            responses=error_responses())
 async def status(services: Services = Depends(get_services)) -> dict:
     counters = services.state.counters
     limits = services.state.limits
@@ -52,7 +54,8 @@ async def status(services: Services = Depends(get_services)) -> dict:
     }
 
 
-@router.get("/v1/metrics")
+@router.get("/v1/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,
+            responses={**PROMETHEUS_TEXT, **error_responses()})
 async def metrics(services: Services = Depends(get_services)) -> Response:
     queue = services.relax_queue
     services.metrics.queue_atoms.set(queue.queue_size_atoms if queue else 0)
@@ -60,7 +63,7 @@ async def metrics(services: Services = Depends(get_services)) -> Response:
     return Response(services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-@router.get("/v1/metadata")
+@router.get("/v1/metadata", summary="Served models and the provenance of their weights", responses=error_responses())
 async def metadata(services: Services = Depends(get_services)) -> dict:
     settings = services.settings
     weights = weights_info(settings.forcefield, settings.mace_model)

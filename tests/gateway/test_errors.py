@@ -3,6 +3,7 @@
 import pytest
 
 from tests.gateway.conftest import make_client, wait_ready
+from tests.gateway.fakes import FakeTriton
 
 H2 = {"coord": [0.0, 0.0, 0.0, 0.0, 0.0, 0.74], "numbers": [1, 1]}
 
@@ -136,3 +137,109 @@ def test_server_still_serves_after_bad_requests(client):
     for body in ({"atoms": []}, {"atoms": [{"coord": [], "numbers": []}]}):
         client.post("/v1/infer", json=body)
     assert client.post("/v1/infer", json=with_atoms()).status_code == 200
+
+
+@pytest.mark.parametrize("wrong", ["k3", "a-much-longer-wrong-key", ""])
+def test_a_wrong_key_of_any_length_is_401_with_the_envelope(fake, wrong):
+    """k3 is as long as the real keys; the others are not: every one is refused the same way."""
+    with make_client(fake, api_keys="k1,k2") as client:
+        wait_ready(client)
+        for headers in ({"x-api-key": wrong}, {"Authorization": f"Bearer {wrong}"}):
+            response = client.post("/v1/infer", json=with_atoms(), headers=headers)
+            assert response.status_code == 401
+            assert response.json() == {
+                "error": "invalid API key",
+                "detail": [{"loc": [], "msg": "invalid API key", "type": "unauthorized"}],
+            }
+
+
+def test_keys_are_compared_in_constant_time_with_each_configured_key(monkeypatch):
+    import hmac
+
+    from gateway import auth
+
+    compared = []
+
+    def compare_digest(a, b):
+        compared.append((a, b))
+        return a == b
+
+    monkeypatch.setattr(hmac, "compare_digest", compare_digest)
+    assert auth.key_matches("k2", frozenset({"k1", "k2", "k3"}))
+    assert sorted(b for _, b in compared) == [b"k1", b"k2", b"k3"]  # no early exit at the match
+    assert not auth.key_matches("k", frozenset({"k1"}))
+
+
+def test_api_keys_are_never_logged(fake, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    with make_client(fake, api_keys="secret-key-1") as client:
+        wait_ready(client)
+        client.post("/v1/infer", json=with_atoms(), headers={"x-api-key": "secret-key-1"})
+        client.post("/v1/infer", json=with_atoms(), headers={"x-api-key": "guessed-key-2"})
+        client.post("/v1/infer", json=with_atoms(), headers={"Authorization": "Bearer guessed-key-3"})
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert caplog.records and not any(key in logged for key in ("secret-key-1", "guessed-key-2", "guessed-key-3"))
+
+
+class UnavailableTriton(FakeTriton):
+    async def relax_stream(self, systems, options, atom_budget=0):
+        from gateway.triton_client import TritonUnavailable
+
+        raise TritonUnavailable("forcefield: failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1")
+        yield  # an async generator, as the real one
+
+
+def test_an_unavailable_backend_is_503_without_the_client_library_text():
+    with make_client(UnavailableTriton()) as client:
+        wait_ready(client)
+        response = client.post("/v1/infer", json=with_atoms())
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        message = "backend unavailable: the force field is not answering; retry later"
+        assert response.json() == {"error": message, "detail": [{"loc": [], "msg": message, "type": "not_ready"}]}
+
+
+def test_a_validator_message_has_no_pydantic_prefix(client):
+    response = client.post("/v1/infer", json=with_atoms(active_mask=[True]))
+    assert response.json() == {
+        "error": "atoms.0: active_mask has 1 entries for 2 atoms",
+        "detail": [{"loc": ["body", "atoms", 0], "msg": "active_mask has 1 entries for 2 atoms", "type": "value_error"}],
+    }
+
+
+def test_an_unreadable_poscar_says_what_is_wrong_in_the_files_terms(client):
+    poscar = "Si2\n1.0\n0 2.7 2.7\n2.7 0 2.7\n2.7 2.7 0\nSi\n2\nDirect\n0 0 0\n"
+    response = client.post("/v1/mfd/prediction", data={"file": poscar})
+    message = "the POSCAR counts 2 atoms but has 1 coordinate lines after line 8"
+    assert response.status_code == 422
+    assert response.json() == {"error": message, "detail": [{"loc": ["body", "file"], "msg": message,
+                                                             "type": "value_error"}]}
+
+
+def test_a_cif_without_a_cell_names_the_missing_tags(client):
+    response = client.post("/v1/mfd/prediction", data={"file": "data_x\n_cell_length_a 3\n_cell_length_b 3\n"})
+    message = ("the CIF has no _cell_length_c, _cell_angle_alpha, _cell_angle_beta, _cell_angle_gamma; a CIF needs "
+               "its cell lengths and angles (_cell_length_a, _cell_angle_alpha, ...) and an _atom_site_ loop with "
+               "element symbols and fractional coordinates")
+    assert response.status_code == 422
+    assert response.json() == {"error": message, "detail": [{"loc": ["body", "file"], "msg": message,
+                                                             "type": "value_error"}]}
+
+
+def test_a_json_body_that_is_not_utf8_is_400_not_500(client):
+    response = client.post("/v1/mfd/predict", content=b'{"file": "\x93"}', headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json() == {"error": "malformed JSON body",
+                               "detail": [{"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}]}
+
+
+def test_an_atom_without_neighbours_is_422_before_it_reaches_the_batch(client, fake):
+    """CHGNet's graph refuses it; in the running batch that failed every structure with 503 (a fuzz finding)."""
+    response = client.post("/v1/infer", json={"atoms": [{"coord": [0, 0, 0], "numbers": [1]}]})
+    message = "atom 0 has no neighbour within 6 Å, which the chgnet force field needs"
+    assert response.status_code == 422
+    assert response.json() == {"error": f"atoms.0.coord: {message}",
+                               "detail": [{"loc": ["body", "atoms", 0, "coord"], "msg": message, "type": "value_error"}]}
+    assert fake.calls == []

@@ -108,8 +108,11 @@ def test_an_atom_far_from_all_others_is_422_for_a_graph_model(client):
 def test_unreadable_structure_is_422_with_the_reason(client):
     response = client.post("/v1/mfd/prediction", data={"file": "this is not a structure"})
     assert response.status_code == 422
-    assert response.json()["error"].startswith("could not read the POSCAR: ")
-    assert response.json()["detail"][0]["loc"] == ["body", "file"]
+    message = ("the file is neither a CIF nor a POSCAR: it has 1 line, and a VASP 5 POSCAR has a comment line, "
+               "a scaling factor, 3 lattice vectors, the element symbols, the atom counts, Direct or Cartesian, "
+               "then one line of 3 coordinates per atom")
+    assert response.json() == {"error": message, "detail": [{"loc": ["body", "file"], "msg": message,
+                                                             "type": "value_error"}]}
 
 
 def test_empty_and_missing_files_are_422(client):
