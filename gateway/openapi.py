@@ -33,7 +33,8 @@ ERROR_DESCRIPTIONS = {
     422: "Invalid values; `detail` locates each one",
     500: "Unexpected error (logged on the server; no details in the body)",
     503: "Not ready, draining, or backend unavailable; retry after `Retry-After` seconds",
-}  # no 504: no route has a deadline yet
+    504: "The request's `timeout_s` passed first; its work was cancelled",
+}
 
 # Statuses that any route can answer: the body-size limit is checked before routing, and
 # an unexpected error is a 500 everywhere.

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.deadline import MAX_TIMEOUT_S
 from matserve.structures import MAX_ATOMIC_NUMBER
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -65,6 +66,8 @@ class InferRequest(BaseModel):
     optimizer: Literal["fire", "fire2"] | None = Field(None, description="matserve extension: FIRE or FIRE 2.0")
     cell_filter: Literal["unit", "frechet"] | None = Field(
         None, description="matserve extension, with cellopt: ASE's UnitCellFilter or FrechetCellFilter")
+    timeout_s: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S, description="matserve extension: past this many "
+                                    "seconds the relaxation is cancelled and answered with 504")
     info: str | None = None
 
 

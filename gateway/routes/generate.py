@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.core import Composition, Element, Structure
 
 from gateway.auth import require_api_key
-from gateway.errors import BadRequest, NotReady
+from gateway.deadline import MAX_TIMEOUT_S, DeadlinePassed
+from gateway.errors import BadRequest, GatewayTimeout, NotReady
 from gateway.openapi import error_responses
 from gateway.services import Services, get_services
 from gateway.triton_client import TritonRejected, TritonUnavailable
@@ -48,6 +49,8 @@ class GenerateRequest(BaseModel):
     n: int = Field(1, ge=1, le=32, description="matserve: candidates per Z")
     all: bool = Field(False, description="matserve: return every candidate, not only the first valid one")
     seed: int | None = Field(None, ge=0, le=2**63 - 1, description="matserve: sampling seed")
+    timeout_s: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S, description="matserve: past this many seconds "
+                                    "the sampling is cancelled and answered with 504")
 
 
 def available_models(services: Services) -> list[str]:
@@ -115,7 +118,7 @@ async def add_formation_energies(candidates: list[dict], services: Services) -> 
 
 @router.post("/v1/generate", dependencies=[Depends(require_api_key)],
              summary="Generate a crystal structure (CIF) from a composition (CrystaLLM)",
-             responses=error_responses(400, 401, 503, s400="Invalid request, as CrystaLLM answers it: malformed "
+             responses=error_responses(400, 401, 503, 504, s400="Invalid request, as CrystaLLM answers it: malformed "
                                                            "JSON, invalid values, an unknown or unconfigured model, "
                                                            "an unparseable composition or space group"))
 async def generate(body: GenerateRequest, services: Services = Depends(get_services)) -> dict:
@@ -137,7 +140,9 @@ async def generate(body: GenerateRequest, services: Services = Depends(get_servi
         prompts += [prompt] * body.n
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
     try:
-        completed = await services.triton.generate(body.model, prompts, seed)
+        completed = await asyncio.wait_for(services.triton.generate(body.model, prompts, seed), body.timeout_s)
+    except TimeoutError as error:
+        raise GatewayTimeout(f"the generation was {DeadlinePassed(body.timeout_s or 0.0)}") from error
     except TritonRejected as error:
         raise BadRequest(str(error)) from error
     except TritonUnavailable as error:

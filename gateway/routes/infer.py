@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from gateway.auth import require_api_key
-from gateway.errors import InvalidInput, NotReady, Saturated
+from gateway.deadline import DeadlinePassed, before, deadline_after
+from gateway.errors import GatewayTimeout, InvalidInput, NotReady, Saturated
 from gateway.openapi import error_responses
 from gateway.relax_queue import Admission, QueueFull
 from gateway.schemas import AtomicData, InferRequest, InferResponse, OptimizationResult
@@ -108,7 +109,7 @@ def wants_ndjson(request: Request) -> bool:
                               "description": "the NIM's response; with `Accept: application/x-ndjson`, one JSON "
                                              "line per structure as it finishes (its fields and `index`), then "
                                              "a closing line with `status` and `info`"},
-                        **error_responses(400, 401, 422, 503, s400="Malformed JSON body",
+                        **error_responses(400, 401, 422, 503, 504, s400="Malformed JSON body",
                                           s503="Not ready, draining, backend unavailable, or the relaxation queue "
                                                "is full; retry after `Retry-After` seconds")})
 async def infer(body: InferRequest, request: Request, services: Services = Depends(get_services)) -> Response | InferResponse:
@@ -128,6 +129,8 @@ async def infer(body: InferRequest, request: Request, services: Services = Depen
         return StreamingResponse(_stream_lines(body, admission, services), media_type=NDJSON)
     try:
         results = await _collect(admission, request, body, services)
+    except DeadlinePassed as error:
+        raise GatewayTimeout(f"the relaxation was {error}") from error
     except TritonRejected as error:
         raise InvalidInput(f"the force field rejected the structures: {error}") from error
     except TritonUnavailable as error:
@@ -153,9 +156,10 @@ async def _collect(admission: Admission, request: Request, body: InferRequest,
                    services: Services) -> dict[int, RelaxResult] | None:
     """Every structure's result, or None if the client disconnected first (its work is then cancelled)."""
     results: dict[int, RelaxResult] = {}
+    deadline = deadline_after(body.timeout_s)
 
     async def consume() -> None:
-        async for index, result in admission.results():
+        async for index, result in before(admission.results(), deadline, body.timeout_s):
             results[index] = result
             _finished(services, result)
 
@@ -174,11 +178,14 @@ async def _collect(admission: Admission, request: Request, body: InferRequest,
 async def _stream_lines(body: InferRequest, admission: Admission, services: Services) -> AsyncIterator[bytes]:
     """One line per structure as it finishes, then the closing line."""
     closing: dict = {"status": "Success"}
+    deadline = deadline_after(body.timeout_s)
     try:
-        async for index, result in admission.results():
+        async for index, result in before(admission.results(), deadline, body.timeout_s):
             _finished(services, result)
             line = {"index": index, **to_result(body.atoms[index], result).model_dump(exclude_none=True)}
             yield (json.dumps(line) + "\n").encode()
+    except DeadlinePassed as error:
+        closing = {"status": "Timeout", "error": f"the relaxation was {error}"}
     except TritonRejected as error:
         closing = {"status": "Failure", "error": f"the force field rejected the structures: {error}"}
     except TritonUnavailable:

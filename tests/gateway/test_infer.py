@@ -62,3 +62,40 @@ def test_a_full_queue_answers_503_with_retry_after_and_the_envelope():
                    "retry after 5 s")
         assert response.json() == {"error": message, "detail": [{"loc": [], "msg": message, "type": "saturated"}]}
         assert client.post("/v1/infer", json={"atoms": [MOLECULE]}).status_code == 200
+
+
+class SlowTriton(FakeTriton):
+    """Each structure takes 0.2 s; records whether its stream was closed before the end."""
+
+    def __init__(self):
+        super().__init__()
+        self.closed_early = False
+
+    async def relax_stream(self, systems, options, atom_budget=0):
+        import asyncio
+
+        try:
+            for index, result in enumerate(await self.forcefield(systems, options, atom_budget)):
+                await asyncio.sleep(0.2)
+                yield index, result
+        except (GeneratorExit, asyncio.CancelledError):
+            self.closed_early = True
+            raise
+
+
+def test_a_deadline_answers_504_and_cancels_the_work():
+    fake = SlowTriton()
+    with make_client(fake) as client:
+        wait_ready(client)
+        response = client.post("/v1/infer", json={"atoms": [MOLECULE] * 5, "timeout_s": 0.5})
+        assert response.status_code == 504
+        message = "the relaxation was not finished within timeout_s=0.5 s; the work was cancelled"
+        assert response.json() == {"error": message, "detail": [{"loc": [], "msg": message, "type": "timeout"}]}
+        assert fake.closed_early
+        assert client.get("/v1/status").json()["total"]["queue_size_atoms"] == 0
+        with client.stream("POST", "/v1/infer", json={"atoms": [MOLECULE] * 5, "timeout_s": 0.5},
+                           headers={"accept": "application/x-ndjson"}) as streamed:
+            lines = [json.loads(line) for line in streamed.iter_lines() if line]
+        assert [line["index"] for line in lines[:-1]] == [0, 1]
+        assert lines[-1] == {"status": "Timeout", "error": message}
+        assert client.post("/v1/infer", json={"atoms": [MOLECULE], "timeout_s": 5}).status_code == 200
