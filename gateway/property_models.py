@@ -1,16 +1,22 @@
 """The property-model registry: data in ``property_models.json``, one entry per model.
 
 Adding a model is an entry here plus a Triton model that takes POSITIONS, NUMBERS
-and CELL and returns the listed outputs and a DESCRIPTION string.
+and CELL and returns the listed outputs and a DESCRIPTION string. ``elements`` names
+the function (``module:function``) that lists the atomic numbers the model takes, or
+``forcefield`` for a model that computes with the served force field.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from matserve.forcefields import supported_numbers as forcefield_numbers
+
 REGISTRY_FILE = Path(__file__).with_name("property_models.json")
+FORCEFIELD_ELEMENTS = "forcefield"
 
 
 @dataclass(frozen=True)
@@ -19,7 +25,18 @@ class PropertyModel:
     triton_model: str
     citation: str
     outputs: dict[str, str]  # Triton output name -> response field
+    elements: str  # "module:function" listing the atomic numbers it takes, or FORCEFIELD_ELEMENTS
     neighbour_cutoff: float | None = None  # Å: every atom needs another this close (graph models)
+
+    def element_problem(self, numbers: list[int], forcefield: str) -> str | None:
+        """Why this model cannot take a structure of these atomic numbers, naming the model (None: it can)."""
+        if self.elements == FORCEFIELD_ELEMENTS:
+            missing = sorted(set(numbers) - forcefield_numbers(forcefield))
+            return (f"{self.name} computes with the force field {forcefield!r}, which does not support atomic "
+                    f"numbers {missing}") if missing else None
+        module, function = self.elements.split(":")
+        missing = sorted(set(numbers) - set(getattr(importlib.import_module(module), function)()))
+        return f"{self.name} does not support atomic numbers {missing}" if missing else None
 
 
 def load_registry(path: Path = REGISTRY_FILE) -> dict[str, PropertyModel]:

@@ -44,6 +44,8 @@ class Services:
         return None
 
     def element_problem(self, numbers: list[int]) -> str | None:
+        """Why the served force field cannot relax these atomic numbers (None: it can); property
+        models check their own elements (``PropertyModel.element_problem``)."""
         settings = self.settings
         missing = sorted(set(numbers) - supported_numbers(settings.forcefield))
         if missing:

@@ -53,7 +53,8 @@ def isolation_problem(system: System, model: PropertyModel) -> str | None:
 def checked_system(text: str, services: Services, model: PropertyModel) -> System:
     """The structure of an uploaded file, or a 422 saying why the model cannot take it."""
     system = parse_or_422(text)
-    problem = (services.size_problem(system.n_atoms) or services.element_problem(system.numbers.tolist())
+    problem = (services.size_problem(system.n_atoms)
+               or model.element_problem(system.numbers.tolist(), services.settings.forcefield)
                or isolation_problem(system, model))
     if problem:
         raise _invalid_file(problem)

@@ -1,5 +1,6 @@
 """Status, metrics and metadata."""
 
+import hashlib
 from pathlib import Path
 
 from fastapi import APIRouter, Depends
@@ -13,6 +14,7 @@ from matserve.alignn.checkpoint import EMBEDDED_DIR, checkpoint_file
 from matserve.forcefields import weights_info
 from matserve.forcefields.base import sha256_file
 from matserve.generator.service import EMBEDDED_SMALL, configured_checkpoints
+from matserve.properties.plmf.model import MODELS as PLMF_MODELS
 
 router = APIRouter()
 
@@ -66,13 +68,14 @@ async def metrics(services: Services = Depends(get_services)) -> Response:
 @router.get("/v1/metadata", summary="Served models and the provenance of their weights", responses=error_responses())
 async def metadata(services: Services = Depends(get_services)) -> dict:
     settings = services.settings
-    weights = weights_info(settings.forcefield, settings.mace_model)
+    weights = weights_info(settings.forcefield)
+    forcefield_weights = {"name": weights.name, "file": weights.file, "sha256": weights.sha256}
     forcefield = {
         "name": "forcefield",
         "triton_model": "forcefield",
-        "description": f"{settings.forcefield} force field: single points and batched FIRE relaxation",
+        "description": f"{settings.forcefield} force field: single points and batched FIRE/FIRE2 relaxation",
         "device": settings.device,
-        "weights": {"name": weights.name, "file": weights.file, "sha256": weights.sha256},
+        "weights": forcefield_weights,
     }
     generators = [
         {"name": f"generator/{name}", "triton_model": "generator", "description": "CrystaLLM-format GPT",
@@ -85,7 +88,20 @@ async def metadata(services: Services = Depends(get_services)) -> dict:
               "device": settings.device,
               "weights": _file_weights(checkpoint_file(alignn_folder),
                                        "embedded" if alignn_folder == EMBEDDED_DIR else "configured")}
-    return {"name": "matserve", "version": matserve.__version__, "models": [forcefield, *generators, alignn]}
+    mfd = {"name": "mfd", "triton_model": "mfd", "device": settings.device, "weights": forcefield_weights,
+           "description": f"harmonic phonons (Cv, Fvib, Svib at 300 K) with the {settings.forcefield} force field"}
+    plmf = {"name": "plmf", "triton_model": "plmf", "device": "cpu", "weights": _plmf_weights(),
+            "description": "AFLOW-ML plmf fields: LightGBM over Voronoi-fragment and composition features"}
+    return {"name": "matserve", "version": matserve.__version__,
+            "models": [forcefield, *generators, alignn, mfd, plmf]}
+
+
+def _plmf_weights() -> dict:
+    """The committed LightGBM models, one checksum over their files' names and checksums."""
+    files = sorted(PLMF_MODELS.glob("*.txt.gz"))
+    manifest = "".join(f"{path.name} {sha256_file(path)}\n" for path in files)
+    return {"name": f"embedded plmf/models ({len(files)} LightGBM models)", "file": "models/*.txt.gz",
+            "sha256": hashlib.sha256(manifest.encode()).hexdigest()}
 
 
 def _file_weights(path: Path, origin: str) -> dict:

@@ -63,7 +63,11 @@ def test_metrics_are_prometheus_text_with_routes_and_queues(client):
 def test_metadata_names_weights_with_checksum(client):
     body = client.get("/v1/metadata").json()
     assert body["name"] == "matserve"
-    model, generator, alignn = body["models"]
+    model, generator, alignn, mfd, plmf = body["models"]
+    assert [m["name"] for m in body["models"]] == ["forcefield", "generator/small", "alignn", "mfd", "plmf"]
+    assert mfd["weights"] == model["weights"]  # phonons from the served force field
+    assert plmf["weights"]["name"] == "embedded plmf/models (8 LightGBM models)"
+    assert len(plmf["weights"]["sha256"]) == 64
     assert generator["name"] == "generator/small" and generator["weights"]["file"] == "small.pt"
     assert alignn["weights"]["name"] == "embedded formation_energy/checkpoint_final.pt"
     assert alignn["weights"]["sha256"] == sha256_file(EMBEDDED_DIR / "checkpoint_final.pt")

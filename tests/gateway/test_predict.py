@@ -124,7 +124,24 @@ def test_empty_and_missing_files_are_422(client):
 def test_unsupported_element_is_422(client):
     response = client.post("/v1/mfd/prediction", data={"file": NACL_POSCAR.replace("Na Cl", "Fm Cl")})
     assert response.status_code == 422
-    assert response.json()["error"] == "force field 'chgnet' does not support atomic numbers [100]"
+    assert response.json()["error"] == ("mfd computes with the force field 'chgnet', which does not support atomic "
+                                        "numbers [100]")
+
+
+def test_each_property_model_checks_its_own_elements(client):
+    americium = NACL_POSCAR.replace("Na Cl", "Am Cl")  # Z 95: in ALIGNN's table (H-Fm) and plmf's (H-Cm), not CHGNet's
+    for model in ("alignn", "plmf"):
+        response = client.post(f"/v1/{model}/prediction", data={"file": americium})
+        assert response.status_code == 200, response.text
+        assert poll(client, response.json()["id"])["status"] == "SUCCESS"
+    refused = client.post("/v1/mfd/prediction", data={"file": americium})
+    assert refused.status_code == 422
+    assert refused.json()["error"] == ("mfd computes with the force field 'chgnet', which does not support atomic "
+                                       "numbers [95]")
+    fermium = client.post("/v1/plmf/prediction", data={"file": NACL_POSCAR.replace("Na Cl", "Fm Cl")})
+    assert fermium.status_code == 422 and fermium.json()["error"] == "plmf does not support atomic numbers [100]"
+    fermium_alignn = client.post("/v1/alignn/prediction", data={"file": NACL_POSCAR.replace("Na Cl", "Fm Cl")})
+    assert fermium_alignn.status_code == 200
 
 
 def test_unknown_job_is_404(client):

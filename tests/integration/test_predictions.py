@@ -43,6 +43,18 @@ def test_alignn_through_triton_equals_the_model_in_process(service):
     assert "ALIGNN formation energy per atom" in body["description"]
 
 
+def test_americium_is_answered_by_alignn_and_refused_by_mfd_naming_its_force_field(service):
+    americium = NACL_POSCAR.replace("Na Cl", "Am Cl")  # Z 95: in ALIGNN's element table, not in CHGNet's
+    expected = FormationEnergyModel().predict([System.from_pymatgen(Structure.from_str(americium, fmt="poscar"))])
+    answered = service.post("/v1/alignn/predict", data={"file": americium})
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["ml_formation_energy_per_atom"] == pytest.approx(float(expected[0]), abs=1e-5)
+    refused = service.post("/v1/mfd/predict", data={"file": americium})
+    assert refused.status_code == 422
+    assert refused.json()["error"] == ("mfd computes with the force field 'chgnet', which does not support atomic "
+                                       "numbers [95]")
+
+
 def test_plmf_answers_every_field_as_the_model_in_process(service):
     from matserve.properties.plmf.model import PlmfModel
     from tests.gateway.test_predict_plmf import PLMF_FIELDS

@@ -94,6 +94,11 @@ def covalent_radii() -> np.ndarray:
     return property_table()[:, PROPERTY_NAMES.index("covalent_radius")]
 
 
+def supported_numbers() -> frozenset[int]:
+    """The atomic numbers with reference properties here: H to Cm."""
+    return frozenset(range(1, MAX_Z + 1))
+
+
 def unsupported(numbers: list[int] | np.ndarray) -> list[int]:
     """The atomic numbers among ``numbers`` that have no reference properties here."""
-    return sorted({int(z) for z in numbers if not 1 <= int(z) <= MAX_Z})
+    return sorted({int(z) for z in numbers} - supported_numbers())
