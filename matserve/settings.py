@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from matserve.forcefields.registry import FORCEFIELDS, entry
 
 
 class Settings(BaseSettings):
@@ -34,8 +36,9 @@ class Settings(BaseSettings):
     torch_threads: int = Field(0, description="0 leaves torch's default")
 
     # Force field and relaxation defaults (the BGR NIM's)
-    forcefield: Literal["chgnet", "sevennet"] = "chgnet"
-    mace_model: str = Field("", description="reserved for a MACE adapter (mace-torch does not install with torch 2.13)")
+    forcefield: Literal[FORCEFIELDS] = Field("chgnet", description="a name in matserve/forcefields/registry.py")
+    forcefield_modal: str = Field("", description="fidelity head of a multi-fidelity force field (sevennet-mf-0: "
+                                                  "PBE or R2SCAN, any case); empty: its PBE head")
     opttol: float = 0.005
     opttol_pressure: float = 0.5
     cellopt: bool = False
@@ -66,6 +69,11 @@ class Settings(BaseSettings):
     job_workers: int = Field(2, description="jobs run at once per gateway")
     job_ttl_s: float = Field(86400.0, description="how long finished job results are kept")
     replica_id: str = Field("", description="this gateway's name in the job store; empty: hostname:port")
+
+    @model_validator(mode="after")
+    def _forcefield_modal_exists(self) -> Settings:
+        entry(self.forcefield).resolve_modal(self.forcefield_modal)  # ValueError names the choices
+        return self
 
     @property
     def api_key_set(self) -> frozenset[str]:

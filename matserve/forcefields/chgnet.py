@@ -26,19 +26,29 @@ class CHGNetForceField(ForceField):
     name = "chgnet"
     supported_numbers = frozenset(range(1, CHGNET_MAX_Z + 1))
 
-    def __init__(self, model_name: str = "0.3.0", device: str = "cpu"):
+    def __init__(self, model_name: str = "0.3.0", device: str = "cpu", name: str = "chgnet", title: str = ""):
         from chgnet.model import CHGNet
 
         self.device = torch.device(device)
         self.model = CHGNet.load(model_name=model_name, use_device=str(self.device), verbose=False)
         self.model.eval()
         self.model_name = model_name
+        self.name = name
+        self.title = title or f"CHGNet {model_name}"
         self.cutoff = float(self.model.graph_converter.atom_graph_cutoff)
+
+    @classmethod
+    def weights_file(cls, model_name: str = "0.3.0") -> Path:
+        return checkpoint_path(model_name)
+
+    @classmethod
+    def covered_numbers(cls, model_name: str = "0.3.0") -> frozenset[int]:
+        return cls.supported_numbers
 
     @property
     def weights(self) -> WeightsInfo:
         checkpoint = checkpoint_path(self.model_name)
-        return WeightsInfo(f"CHGNet {self.model_name}", checkpoint.name, sha256_file(checkpoint))
+        return WeightsInfo(self.title, checkpoint.name, sha256_file(checkpoint))
 
     def _structure(self, positions: np.ndarray, numbers: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> Structure:
         if not pbc.any():

@@ -1,4 +1,4 @@
-"""SevenNet-0 (weights inside the ``sevenn`` wheel) over a packed batch."""
+"""SevenNet pretrained models (weights inside the ``sevenn`` wheel) over a packed batch."""
 
 from __future__ import annotations
 
@@ -13,21 +13,32 @@ from matserve.forcefields.base import ForceField, ForceFieldOutput, WeightsInfo,
 from matserve.forcefields.boxing import molecule_box
 from matserve.structures import Batch
 
-MODEL_NAME = "7net-0"
+DEFAULT_PRETRAINED = "7net-0"
 
 
-def checkpoint_path() -> Path:
+def checkpoint_path(pretrained: str = DEFAULT_PRETRAINED) -> Path:
+    """A pretrained model's checkpoint inside the sevenn wheel (``7net-0``, ``7net-l3i5``, ``7net-mf-0``)."""
     from sevenn.util import pretrained_name_to_path
 
-    return Path(pretrained_name_to_path(MODEL_NAME))
+    return Path(pretrained_name_to_path(pretrained))
 
 
 @cache
-def sevennet_numbers() -> frozenset[int]:
-    """Atomic numbers in SevenNet-0's type map (read from the checkpoint's config)."""
+def _config(pretrained: str) -> dict:
     from sevenn.util import load_checkpoint
 
-    return frozenset(int(z) for z in load_checkpoint(str(checkpoint_path())).config["_type_map"])
+    return load_checkpoint(str(checkpoint_path(pretrained))).config
+
+
+@cache
+def sevennet_numbers(pretrained: str = DEFAULT_PRETRAINED) -> frozenset[int]:
+    """Atomic numbers in a checkpoint's type map (read from its config; the model is not built)."""
+    return frozenset(int(z) for z in _config(pretrained)["_type_map"])
+
+
+def sevennet_modals(pretrained: str = DEFAULT_PRETRAINED) -> tuple[str, ...]:
+    """The fidelity heads of a multi-fidelity checkpoint (its ``_modal_map``), empty for a single-fidelity one."""
+    return tuple(_config(pretrained).get("_modal_map") or ())
 
 
 def voigt_to_matrix(stress: torch.Tensor) -> torch.Tensor:
@@ -37,32 +48,56 @@ def voigt_to_matrix(stress: torch.Tensor) -> torch.Tensor:
 
 
 class SevenNetForceField(ForceField):
+    """A pretrained SevenNet model; ``modal`` picks the fidelity head of a multi-fidelity one (7net-MF-0)."""
+
     name = "sevennet"
 
-    def __init__(self, device: str = "cpu"):
+    def __init__(self, pretrained: str = DEFAULT_PRETRAINED, modal: str = "", device: str = "cpu",
+                 name: str = "sevennet", title: str = "SevenNet-0"):
         from sevenn.util import load_checkpoint
 
-        checkpoint = load_checkpoint(str(checkpoint_path()))
+        checkpoint = load_checkpoint(str(checkpoint_path(pretrained)))
+        self.pretrained = pretrained
+        self.name = name
+        self.title = title
         self.device = torch.device(device)
         self.model = checkpoint.build_model()
         self.model.set_is_batch_data(True)
         self.model.to(self.device).eval()
         self.cutoff = float(checkpoint.config["cutoff"])
         self.supported_numbers = frozenset(int(z) for z in checkpoint.config["_type_map"])
+        modals = list(self.model.modal_map or ())
+        if modals and modal not in modals:
+            raise ValueError(f"{pretrained} is a multi-fidelity model: modal must be one of {modals}, not {modal!r}")
+        if not modals and modal:
+            raise ValueError(f"{pretrained} has a single fidelity; got modal {modal!r}")
+        self.modal = modal
+
+    @classmethod
+    def weights_file(cls, pretrained: str = DEFAULT_PRETRAINED) -> Path:
+        return checkpoint_path(pretrained)
+
+    @classmethod
+    def covered_numbers(cls, pretrained: str = DEFAULT_PRETRAINED) -> frozenset[int]:
+        return sevennet_numbers(pretrained)
 
     @property
     def weights(self) -> WeightsInfo:
-        path = checkpoint_path()
-        return WeightsInfo("SevenNet-0", path.name, sha256_file(path))
+        path = checkpoint_path(self.pretrained)
+        return WeightsInfo(self.title, path.name, sha256_file(path))
 
     def _graph(self, positions: np.ndarray, numbers: np.ndarray, cell: np.ndarray, pbc: np.ndarray):
+        import sevenn._keys as KEY
         from sevenn.atom_graph_data import AtomGraphData
         from sevenn.train.dataload import unlabeled_atoms_to_graph
 
         if not pbc.any():
             positions, cell = molecule_box(positions, self.cutoff)
         atoms = Atoms(numbers=numbers, positions=positions, cell=cell, pbc=True)
-        return AtomGraphData.from_numpy_dict(unlabeled_atoms_to_graph(atoms, self.cutoff, with_shift=False))
+        graph = AtomGraphData.from_numpy_dict(unlabeled_atoms_to_graph(atoms, self.cutoff, with_shift=False))
+        if self.modal:
+            graph[KEY.DATA_MODALITY] = self.modal  # collated to one name per structure, as sevenn trains
+        return graph
 
     def __call__(self, batch: Batch, compute_stress: bool = True) -> ForceFieldOutput:
         from torch_geometric.data import Batch as GraphBatch

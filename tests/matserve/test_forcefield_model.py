@@ -44,3 +44,10 @@ def test_elements_outside_the_model_are_rejected(sevennet_model):
     inputs["NUMBERS"] = np.array([14, 100], np.int32)
     with pytest.raises(InvalidBatchError, match=r"\[100\]"):
         sevennet_model.execute(inputs)
+
+
+def test_the_modal_setting_reaches_the_force_field():
+    """model.py passes (forcefield, device, forcefield_modal, batch_size) positionally."""
+    model = ForcefieldModel("sevennet-mf-0", "cpu", "r2scan", 64)
+    assert model.forcefield.modal == "R2SCAN" and model.atom_budget == 64
+    assert model.forcefield.weights.name == "SevenNet-MF-0 (R2SCAN)"

@@ -1,0 +1,124 @@
+"""The one table of force fields: ``MATSERVE_FORCEFIELD`` names an entry here.
+
+Each entry says which adapter class serves it (imported on first use, so this module
+and ``matserve.settings`` stay free of torch), with which pretrained weights, the
+name its weights carry in /v1/metadata, the fidelity heads of a multi-fidelity model
+(the default first), and what the gateway needs to check a request without loading
+the model (covered elements, charge and spin, a neighbour the model insists on).
+
+An adapter class implements ``ForceField`` and two class methods that read only the
+shipped checkpoint, never build the model:
+``weights_file(**options) -> Path`` and ``covered_numbers(**options) -> frozenset[int]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from matserve.forcefields.base import ForceField, WeightsInfo
+
+
+@dataclass(frozen=True)
+class ForceFieldEntry:
+    name: str  # the MATSERVE_FORCEFIELD value
+    title: str  # the weights' name in /v1/metadata
+    adapter: str  # "module:Class"
+    options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the adapter: which weights
+    modals: tuple[str, ...] = ()  # fidelity heads of a multi-fidelity model, the default first
+    uses_charge_and_spin: bool = False
+    neighbour_cutoff: float | None = None  # Å: the model fails on an atom with no neighbour this close
+
+    def adapter_class(self) -> type:
+        module, _, attribute = self.adapter.partition(":")
+        return getattr(import_module(module), attribute)
+
+    def resolve_modal(self, modal: str = "") -> str:
+        """The fidelity head to use: the checkpoint's spelling of ``modal`` (any case); empty: the default.
+
+        Returns "" for a model with one head; a head it does not have is a ValueError.
+        """
+        modal = (modal or "").strip()
+        if not self.modals:
+            if modal:
+                raise ValueError(f"force field {self.name!r} has a single fidelity; leave the modal empty "
+                                 f"(got {modal!r})")
+            return ""
+        if not modal:
+            return self.modals[0]
+        for known in self.modals:
+            if known.lower() == modal.lower():
+                return known
+        raise ValueError(f"force field {self.name!r} has no modal {modal!r}; choose one of {list(self.modals)} "
+                         f"(empty: {self.modals[0]})")
+
+    def display_name(self, modal: str = "") -> str:
+        head = self.resolve_modal(modal)
+        return f"{self.title} ({head})" if head else self.title
+
+    def load(self, device: str = "cpu", modal: str = "") -> ForceField:
+        kwargs = dict(self.options)
+        if self.modals:
+            kwargs["modal"] = self.resolve_modal(modal)
+        else:
+            self.resolve_modal(modal)  # refuses a modal for a single-fidelity model
+        return self.adapter_class()(device=device, name=self.name, title=self.display_name(modal), **kwargs)
+
+    def weights_file(self) -> Path:
+        return self.adapter_class().weights_file(**self.options)
+
+    def weights(self, modal: str = "") -> WeightsInfo:
+        from matserve.forcefields.base import WeightsInfo, sha256_file
+
+        path = self.weights_file()
+        return WeightsInfo(self.display_name(modal), path.name, sha256_file(path))
+
+    def supported_numbers(self) -> frozenset[int]:
+        return _covered_numbers(self.name)
+
+
+@cache
+def _covered_numbers(name: str) -> frozenset[int]:
+    found = REGISTRY[name]
+    return frozenset(found.adapter_class().covered_numbers(**found.options))
+
+
+_ENTRIES = (
+    ForceFieldEntry("chgnet", "CHGNet 0.3.0", "matserve.forcefields.chgnet:CHGNetForceField",
+                    {"model_name": "0.3.0"}, neighbour_cutoff=6.0),
+    ForceFieldEntry("sevennet", "SevenNet-0", "matserve.forcefields.sevennet:SevenNetForceField",
+                    {"pretrained": "7net-0"}),
+    ForceFieldEntry("sevennet-l3i5", "SevenNet-l3i5", "matserve.forcefields.sevennet:SevenNetForceField",
+                    {"pretrained": "7net-l3i5"}),
+    ForceFieldEntry("sevennet-mf-0", "SevenNet-MF-0", "matserve.forcefields.sevennet:SevenNetForceField",
+                    {"pretrained": "7net-mf-0"}, modals=("PBE", "R2SCAN")),
+)
+REGISTRY: dict[str, ForceFieldEntry] = {e.name: e for e in _ENTRIES}
+FORCEFIELDS: tuple[str, ...] = tuple(REGISTRY)
+
+
+def entry(name: str) -> ForceFieldEntry:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown force field {name!r}; choose one of {list(FORCEFIELDS)}") from None
+
+
+def load_forcefield(name: str = "chgnet", device: str = "cpu", modal: str = "") -> ForceField:
+    """The force field ``name`` on ``device``; ``modal`` picks a multi-fidelity model's head (empty: its default)."""
+    return entry(name).load(device=device, modal=modal)
+
+
+def weights_info(name: str = "chgnet", modal: str = "") -> WeightsInfo:
+    """Provenance of a force field's weights without loading the model (for /v1/metadata)."""
+    return entry(name).weights(modal)
+
+
+def supported_numbers(name: str = "chgnet") -> frozenset[int]:
+    """Atomic numbers a force field covers, without building it (for validating requests)."""
+    return entry(name).supported_numbers()
