@@ -19,7 +19,7 @@ from gateway.relax_queue import Admission, QueueFull
 from gateway.schemas import AtomicData, InferRequest, InferResponse, OptimizationResult
 from gateway.services import Services, get_services
 from gateway.triton_client import TritonRejected, TritonUnavailable
-from matserve.forcefields import EV_PER_A3_TO_KBAR
+from matserve.forcefields import EV_PER_A3_TO_KBAR, entry
 from matserve.relax import RelaxOptions, RelaxResult
 from matserve.settings import Settings
 from matserve.structures import MIN_DISTANCE, System, isolated_atoms, minimum_distance
@@ -29,7 +29,6 @@ router = APIRouter()
 NDJSON = "application/x-ndjson"
 DISCONNECT_POLL_S = 0.25
 CLIENT_CLOSED_REQUEST = 499  # nginx's code: nobody is left to read the answer
-NEIGHBOUR_CUTOFF = {"chgnet": 6.0}  # Å: CHGNet's graph refuses an atom without a neighbour this close
 
 
 def _invalid(index: int, field: str, message: str, error_type: str = "value_error") -> InvalidInput:
@@ -48,7 +47,8 @@ def to_system(index: int, atoms: AtomicData, services: Services) -> System:
     unsupported = services.element_problem(list(atoms.numbers))
     if unsupported:
         raise _invalid(index, "numbers", unsupported)
-    if atoms.charge != 0 or atoms.mult != 1:
+    forcefield = entry(settings.forcefield)
+    if (atoms.charge != 0 or atoms.mult != 1) and not forcefield.uses_charge_and_spin:
         field = "charge" if atoms.charge != 0 else "mult"
         raise _invalid(index, field, f"force field {settings.forcefield!r} cannot use charge or spin multiplicity; "
                                      "send charge 0 and mult 1")
@@ -60,7 +60,7 @@ def to_system(index: int, atoms: AtomicData, services: Services) -> System:
     closest = minimum_distance(system)
     if closest < MIN_DISTANCE:
         raise _invalid(index, "coord", f"two atoms are {closest:.3f} Å apart; the minimum is {MIN_DISTANCE} Å")
-    cutoff = NEIGHBOUR_CUTOFF.get(settings.forcefield)
+    cutoff = forcefield.neighbour_cutoff
     lonely = isolated_atoms(system, cutoff) if cutoff else []
     if lonely:  # found by fuzzing: it failed the whole running batch with 503
         raise _invalid(index, "coord", f"atom {lonely[0]} has no neighbour within {cutoff:g} Å, which the "

@@ -68,7 +68,7 @@ async def metrics(services: Services = Depends(get_services)) -> Response:
 @router.get("/v1/metadata", summary="Served models and the provenance of their weights", responses=error_responses())
 async def metadata(services: Services = Depends(get_services)) -> dict:
     settings = services.settings
-    weights = weights_info(settings.forcefield)
+    weights = weights_info(settings.forcefield, settings.forcefield_modal)
     forcefield_weights = {"name": weights.name, "file": weights.file, "sha256": weights.sha256}
     forcefield = {
         "name": "forcefield",
