@@ -179,18 +179,20 @@ class TritonClient:
 
     async def generate(self, model: str, prompts: list[str], seed: int, temperature: float = 0.8,
                        top_k: int = 10) -> list[tuple[str, str]]:
-        """(prompt + completion, finish reason) for each prompt, sampled together (and with the
-        prompts of concurrent requests: the generator model batches requests, so each input
-        carries a batch dimension of 1)."""
+        """(prompt + completion, finish reason) for each prompt, in order. The decoupled generator
+        model samples them in its running batch, with the prompts of concurrent requests, and
+        answers each prompt (INDEX, TEXT, FINISH) as its CIF ends; a refusal is one error."""
         inputs = [
-            _input("MODEL", np.array([[model.encode()]], dtype=object), "BYTES"),
-            _input("PROMPTS", np.array([[p.encode() for p in prompts]], dtype=object), "BYTES"),
-            _input("SEED", np.array([[seed]], dtype=np.int64), "INT64"),
-            _input("TEMPERATURE", np.array([[temperature]], dtype=np.float64), "FP64"),
-            _input("TOP_K", np.array([[top_k]], dtype=np.int32), "INT32"),
+            _input("MODEL", np.array([model.encode()], dtype=object), "BYTES"),
+            _input("PROMPTS", np.array([p.encode() for p in prompts], dtype=object), "BYTES"),
+            _input("SEED", np.array([seed], dtype=np.int64), "INT64"),
+            _input("TEMPERATURE", np.array([temperature], dtype=np.float64), "FP64"),
+            _input("TOP_K", np.array([top_k], dtype=np.int32), "INT32"),
         ]
-        outputs = await self.infer("generator", inputs, ("TEXTS", "FINISH"))
-        return [(t.decode(), f.decode()) for t, f in zip(outputs["TEXTS"].reshape(-1), outputs["FINISH"].reshape(-1))]
+        completed: dict[int, tuple[str, str]] = {}
+        async for outputs in self.stream("generator", inputs, ("INDEX", "TEXT", "FINISH"), max(len(prompts), 1)):
+            completed[int(outputs["INDEX"][0])] = (outputs["TEXT"][0].decode(), outputs["FINISH"][0].decode())
+        return [completed[i] for i in range(len(prompts))]
 
     async def formation_energies(self, systems: list[System]) -> list[float]:
         """ALIGNN formation energy per atom (eV/atom) of each structure, packed into one call."""

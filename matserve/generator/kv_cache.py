@@ -2,7 +2,8 @@
 
 All rows of a batch write at the same slot (prompts are left-padded to one width), so one
 `length` serves the whole batch. Rows that finish are dropped with `keep`, which makes later
-steps cheaper rather than computing dead rows to the end.
+steps cheaper rather than computing dead rows to the end; `prepend` and `extend` let rows of
+another cache join a running one (see sampler.DecodingBatch).
 """
 
 from __future__ import annotations
@@ -48,7 +49,38 @@ class KVCache:
         """Called by the model once every layer has stored its n new slots."""
         self.length += n
 
-    def keep(self, rows: Tensor) -> None:
-        """Keep only these batch rows (indices into the current batch), in this order."""
-        self.keys = [k.index_select(0, rows) for k in self.keys]
-        self.values = [v.index_select(0, rows) for v in self.values]
+    def keep(self, rows: Tensor, drop: int = 0) -> None:
+        """Keep only these batch rows (indices into the current batch), in this order, and drop
+        the first `drop` slots (padding in every kept row)."""
+        held = self.length - drop
+        for store in (self.keys, self.values):
+            for layer, old in enumerate(store):
+                new = old.new_empty((len(rows), *old.shape[1:]))
+                new[:, :, :held] = old[:, :, drop:self.length].index_select(0, rows)
+                store[layer] = new
+        self.length = held
+
+    def prepend(self, n: int) -> None:
+        """n empty slots before the first one: every row's text moves n slots to the right."""
+        if n == 0:
+            return
+        if self.length + n > self.capacity:
+            raise ValueError(f"KV cache holds {self.capacity} slots, {self.length + n} needed")
+        for store in (self.keys, self.values):
+            for layer, old in enumerate(store):
+                new = torch.empty_like(old)
+                new[:, :, :n] = 0  # masked, but attention multiplies them by zero: no NaN from stale memory
+                new[:, :, n:n + self.length] = old[:, :, :self.length]
+                store[layer] = new
+        self.length += n
+
+    def extend(self, other: KVCache) -> None:
+        """Append the rows of another cache that has filled as many slots as this one."""
+        if other.length != self.length:
+            raise ValueError(f"cannot join a cache of {other.length} slots to one of {self.length}")
+        for store, joining in ((self.keys, other.keys), (self.values, other.values)):
+            for layer, (old, more) in enumerate(zip(store, joining)):
+                new = old.new_empty((old.size(0) + more.size(0), *old.shape[1:]))
+                new[:old.size(0), :, :self.length] = old[:, :, :self.length]
+                new[old.size(0):, :, :self.length] = more[:, :, :self.length]
+                store[layer] = new

@@ -1,9 +1,12 @@
 """Sampling CIF text from the model: a cached, batched sampler and a plain reference loop.
 
-`generate` runs many prompts at once. Prompts of different lengths are left-padded to one
+`DecodingBatch` is the running batch. Prompts of different lengths are left-padded to one
 width; each row gets its own positions (counted from its first real token) and a mask that
 hides its pad slots, so a row computes what it would compute alone. A KV cache makes each
-step feed one token per row, and rows that finish leave the batch.
+step feed one token per row. Rows that finish leave the batch, and new rows may join between
+steps (their prompts prefilled, then decoded with the others): the generator's scheduler
+keeps one such batch running for every request (see scheduler.py). `generate` runs many
+prompts at once in one batch.
 
 `generate_reference` is the obvious loop, batch 1, the whole text re-fed every step. Tests
 hold the two to the same tokens; benchmarks measure one against the other.
@@ -15,18 +18,18 @@ full forward over the window.
 
 Randomness: sequence i of a call draws from its own torch.Generator, seeded from (seed, i)
 alone, one uniform number per sampled token. So a sequence's text does not depend on which
-other prompts share its batch, and `generate_reference(..., sequence=i)` reproduces it.
-`generate_many` puts the prompts of several requests (concurrent callers) in one batch; each
-keeps its own seed, token cap, time limit, temperature and top-k, so each gets what it would
-get alone. A batch whose KV cache would pass `kv_cache_bytes` is sampled in successive
-chunks of rows (time limits still count from the call).
+other prompts share its batch, nor on when it joined, and `generate_reference(...,
+sequence=i)` reproduces it. `generate_many` puts the prompts of several requests (concurrent
+callers) in one batch; each keeps its own seed, token cap, time limit, temperature and top-k,
+so each gets what it would get alone. A batch whose KV cache would pass `kv_cache_bytes` is
+sampled in successive chunks of rows (time limits still count from the call).
 Sampling itself runs in float64 on the CPU: inverse-CDF over the top-k candidates.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -42,7 +45,7 @@ NEWLINE_ID = TOKENS.index("\n")
 
 FinishReason = Literal["stop", "length", "time"]
 
-KV_CACHE_BYTES = 2 * 1024**3  # cache held at once by one batch; more rows are sampled in chunks
+KV_CACHE_BYTES = 2 * 1024**3  # cache held at once by one batch; more rows wait for room or are sampled in chunks
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class SamplingParams:
     temperature: float = 0.8  # 0 = greedy
     top_k: int | None = 10  # None = the whole vocabulary
     seed: int = 0
-    time_limit_s: float | None = None  # wall clock for the whole call, prefill included
+    time_limit_s: float | None = None  # wall clock from the call (or the request's arrival), prefill included
 
 
 @dataclass
@@ -123,7 +126,7 @@ class SamplingRequest:
 
 
 @dataclass(frozen=True)
-class _Row:
+class Row:
     """One prompt of a batch and everything that is its own: random stream, token budget,
     deadline (monotonic clock), temperature and top-k."""
 
@@ -138,17 +141,165 @@ class _Row:
         return self.deadline is not None and now >= self.deadline
 
 
-def _sample_step(rows: list[_Row], active: list[int], logits: Tensor, results: list[Generation],
-                 previous: list[int], stop_id: int) -> list[int]:
-    """Pick the next token of each active row from its logits, append it, and mark the rows it
-    finishes; `previous` holds each row's last token and is updated."""
-    tokens = pick_tokens(logits, [rows[i].temperature for i in active], [rows[i].top_k for i in active],
-                         [rows[i].generator for i in active])
-    for i, token in zip(active, tokens):
-        results[i].tokens.append(token)
-        results[i].finish_reason = _finished(token, previous[i], len(results[i].tokens), rows[i].budget, stop_id)
-        previous[i] = token
-    return tokens
+def request_rows(request: SamplingRequest, start: float) -> list[Row]:
+    """The rows of one request; its time limit counts from `start` (monotonic clock)."""
+    params = request.params
+    deadline = None if params.time_limit_s is None else start + params.time_limit_s
+    generators = sequence_generators(params.seed, len(request.prompts))
+    return [Row(prompt, generator, params.max_new_tokens, deadline, params.temperature, params.top_k)
+            for prompt, generator in zip(request.prompts, generators)]
+
+
+@dataclass(eq=False)
+class _Sequence:
+    """A row in a `DecodingBatch`: the caller's key, what it has produced, its last token, and
+    how many new tokens fit the context (past them it slides)."""
+
+    key: Hashable
+    row: Row
+    cached_tokens: int
+    result: Generation = field(default_factory=Generation)
+    previous: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.previous = self.row.prompt[-1]
+
+    @property
+    def done(self) -> bool:
+        return self.result.finish_reason is not None
+
+
+def _sample_step(sequences: list[_Sequence], logits: Tensor, stop_id: int) -> None:
+    """Pick the next token of each sequence from its row of logits, append it, and mark the
+    sequences it finishes."""
+    tokens = pick_tokens(logits, [s.row.temperature for s in sequences], [s.row.top_k for s in sequences],
+                         [s.row.generator for s in sequences])
+    for s, token in zip(sequences, tokens):
+        s.result.tokens.append(token)
+        s.result.finish_reason = _finished(token, s.previous, len(s.result.tokens), s.row.budget, stop_id)
+        s.previous = token
+
+
+class DecodingBatch:
+    """One running batch of sequences that join and leave between steps.
+
+    `join` prefills newcomers (left-padded among themselves) in a cache of their own and merges
+    it into the running one: whichever is shorter is padded on the left, so all rows still write
+    the same next slot. Every `step` samples one token for each sequence and feeds them all in
+    one forward; a sequence that ends (stop, length, time) leaves at once, and slots that are
+    padding in every row left are dropped, so the cache never spans more than the context.
+    Sequences whose text fills the context leave the cache and slide (a full forward over the
+    last `block_size` tokens each step, in a batch of their own).
+    """
+
+    def __init__(self, model: GPT, stop_id: int = NEWLINE_ID) -> None:
+        self.model = model
+        self.stop_id = stop_id
+        self.block_size = model.config.block_size
+        self.device = model.lm_head.weight.device
+        self.cached: list[_Sequence] = []  # in cache-row order
+        self.sliding: list[_Sequence] = []
+        self.cache: KVCache | None = None
+        self.pad = torch.zeros(0, dtype=torch.long, device=self.device)  # left padding of each cached row
+        self.logits: Tensor | None = None  # (cached rows, vocab): each cached row's next-token logits
+
+    def __len__(self) -> int:
+        return len(self.cached) + len(self.sliding)
+
+    @torch.no_grad()
+    def join(self, rows: Sequence[tuple[Hashable, Row]]) -> None:
+        """Prefill these (key, row) pairs; they are sampled from the next step on."""
+        if not rows:
+            return
+        fresh = [_Sequence(key, row, min(row.budget, self.block_size - len(row.prompt))) for key, row in rows]
+        cache, pad, logits = self._prefill([s.row.prompt for s in fresh])
+        if self.cache is None:
+            self.cache, self.pad, self.logits = cache, pad, logits
+        else:
+            width = max(self.cache.length, cache.length)
+            old_shift, new_shift = width - self.cache.length, width - cache.length
+            self.cache.prepend(old_shift)
+            cache.prepend(new_shift)
+            self.cache.extend(cache)
+            self.pad = torch.cat([self.pad + old_shift, pad + new_shift])
+            self.logits = torch.cat([self.logits, logits])
+        self.cached += fresh
+
+    def remove(self, keys: set[Hashable]) -> None:
+        """Drop these sequences (a caller that went away) at once."""
+        self.sliding = [s for s in self.sliding if s.key not in keys]
+        self._keep([i for i, s in enumerate(self.cached) if s.key not in keys])
+
+    @torch.no_grad()
+    def step(self) -> list[tuple[Hashable, Generation]]:
+        """One new token for every sequence; returns (key, result) of those that ended in it."""
+        now = time.monotonic()
+        everyone = self.cached + self.sliding
+        for s in everyone:
+            if s.row.expired(now):
+                s.result.finish_reason = "time"
+        self._keep([i for i, s in enumerate(self.cached) if not s.done])
+        self.sliding = [s for s in self.sliding if not s.done]
+        if self.cached:
+            _sample_step(self.cached, self.logits, self.stop_id)
+            self.logits = None
+        if self.sliding:
+            windows = [(list(s.row.prompt) + s.result.tokens)[-self.block_size:] for s in self.sliding]
+            logits = self.model(torch.tensor(windows, dtype=torch.long, device=self.device))[0][:, -1]
+            _sample_step(self.sliding, logits, self.stop_id)
+        full = [s for s in self.cached if not s.done and len(s.result.tokens) == s.cached_tokens]
+        self.sliding = [s for s in self.sliding if not s.done] + full
+        self._keep([i for i, s in enumerate(self.cached) if not s.done and s not in full])
+        if self.cached:
+            self._feed()
+        return [(s.key, s.result) for s in everyone if s.done]
+
+    def _prefill(self, prompts: list[Sequence[int]]) -> tuple[KVCache, Tensor, Tensor]:
+        """A cache of these prompts (left-padded to one width), their padding, and their
+        next-token logits. A pad slot sees only itself (it must see something, and nothing real
+        ever looks at it)."""
+        n, device = len(prompts), self.device
+        lengths = torch.tensor([len(p) for p in prompts], device=device)
+        width = int(lengths.max())
+        pad = width - lengths
+        ids = torch.zeros((n, width), dtype=torch.long, device=device)
+        for row, prompt in enumerate(prompts):
+            ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+        cache = KVCache(self.model.config, n, self.block_size, self.model.lm_head.weight.dtype, device)
+        slots = torch.arange(width, device=device)
+        positions = (slots.unsqueeze(0) - pad.unsqueeze(1)).clamp(min=0)
+        visible = slots.unsqueeze(0) >= pad.unsqueeze(1)
+        causal = torch.ones((width, width), dtype=torch.bool, device=device).tril()
+        diagonal = torch.eye(width, dtype=torch.bool, device=device)
+        mask = (causal & (visible[:, None, :] | diagonal)).unsqueeze(1) if bool(pad.any()) else None
+        logits = self.model(ids, positions=positions, mask=mask, cache=cache)[0][:, -1]
+        return cache, pad, logits
+
+    def _feed(self) -> None:
+        """Feed every cached row its last token: one slot more in the cache, new logits."""
+        slot = self.cache.length
+        step = torch.tensor([s.previous for s in self.cached], dtype=torch.long, device=self.device).unsqueeze(1)
+        positions = (slot - self.pad).unsqueeze(1)
+        visible = torch.arange(slot + 1, device=self.device).unsqueeze(0) >= self.pad.unsqueeze(1)
+        mask = visible[:, None, None, :] if bool(self.pad.any()) else None
+        self.logits = self.model(step, positions=positions, mask=mask, cache=self.cache)[0][:, -1]
+
+    def _keep(self, indices: list[int]) -> None:
+        """Keep these cached rows, in this order, and drop the slots that are padding in all of them."""
+        if len(indices) == len(self.cached):
+            return
+        self.cached = [self.cached[i] for i in indices]
+        if not indices:
+            self.cache, self.logits = None, None
+            self.pad = self.pad[:0]
+            return
+        keep = torch.tensor(indices, device=self.device)
+        pad = self.pad[keep]
+        drop = int(pad.min())
+        self.cache.keep(keep, drop)
+        self.pad = pad - drop
+        if self.logits is not None:
+            self.logits = self.logits[keep]
 
 
 def generate(model: GPT, prompts: Sequence[Sequence[int]], params: SamplingParams = SamplingParams(),
@@ -160,6 +311,11 @@ def generate(model: GPT, prompts: Sequence[Sequence[int]], params: SamplingParam
 def kv_cache_bytes_per_row(config: GPTConfig, element_size: int = 4) -> int:
     """Keys and values of one row over the model's whole context (float32: 4 bytes each)."""
     return 2 * config.n_layer * config.block_size * config.n_embd * element_size
+
+
+def rows_that_fit(model: GPT, kv_cache_bytes: int) -> int:
+    """How many rows a batch may hold within `kv_cache_bytes` of cache (at least one)."""
+    return max(1, kv_cache_bytes // kv_cache_bytes_per_row(model.config, model.lm_head.weight.element_size()))
 
 
 def generate_many(model: GPT, requests: Sequence[SamplingRequest], stop_id: int = NEWLINE_ID,
@@ -174,14 +330,8 @@ def generate_many(model: GPT, requests: Sequence[SamplingRequest], stop_id: int 
     for request in requests:
         check(model, request.prompts, request.params)
     start = time.monotonic()
-    rows: list[_Row] = []
-    for request in requests:
-        params = request.params
-        deadline = None if params.time_limit_s is None else start + params.time_limit_s
-        generators = sequence_generators(params.seed, len(request.prompts))
-        rows += [_Row(prompt, generator, params.max_new_tokens, deadline, params.temperature, params.top_k)
-                 for prompt, generator in zip(request.prompts, generators)]
-    chunk = max(1, kv_cache_bytes // kv_cache_bytes_per_row(model.config, model.lm_head.weight.element_size()))
+    rows = [row for request in requests for row in request_rows(request, start)]
+    chunk = rows_that_fit(model, kv_cache_bytes)
     generations: list[Generation] = []
     for first in range(0, len(rows), chunk):
         generations += _generate_rows(model, rows[first:first + chunk], stop_id)
@@ -193,98 +343,14 @@ def generate_many(model: GPT, requests: Sequence[SamplingRequest], stop_id: int 
     return results
 
 
-@torch.no_grad()
-def _generate_rows(model: GPT, rows: list[_Row], stop_id: int) -> list[Generation]:
-    """The batched, cached loop over rows, each sampled as its `_Row` says; rows that reach the
-    end of the context finish in `_slide`."""
-    weight = model.lm_head.weight
-    block_size = model.config.block_size
-    device = weight.device
-    n = len(rows)
-    if n == 0:
-        return []
-    prompts = [row.prompt for row in rows]
-
-    lengths = torch.tensor([len(p) for p in prompts], device=device)
-    width = int(lengths.max())
-    pad = width - lengths  # left padding of each row
-    ids = torch.zeros((n, width), dtype=torch.long, device=device)
-    for row, prompt in enumerate(prompts):
-        ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
-    cached_tokens = [min(row.budget, block_size - len(row.prompt)) for row in rows]  # new tokens that fit
-    cache = KVCache(model.config, n, width + max(cached_tokens), weight.dtype, device)
-    slots = torch.arange(cache.capacity, device=device)
-    visible = slots.unsqueeze(0) >= pad.unsqueeze(1)  # (rows, slots): not padding
-
-    # Prefill: causal attention over real tokens; a pad slot sees only itself (it must see
-    # something, and nothing real ever looks at it).
-    positions = (slots[:width].unsqueeze(0) - pad.unsqueeze(1)).clamp(min=0)
-    causal = torch.ones((width, width), dtype=torch.bool, device=device).tril()
-    diagonal = torch.eye(width, dtype=torch.bool, device=device)
-    mask = (causal & (visible[:, None, :width] | diagonal)).unsqueeze(1) if bool(pad.any()) else None
-    logits = model(ids, positions=positions, mask=mask, cache=cache)[0][:, -1]
-
-    results = [Generation() for _ in range(n)]
-    previous = [p[-1] for p in prompts]
-    active = list(range(n))  # which prompt each cache row holds
-    sliding: list[int] = []  # prompts whose text has filled the context
-    while True:
-        now = time.monotonic()
-        timed_out = {row for row, i in enumerate(active) if rows[i].expired(now)}
-        for row in timed_out:
-            results[active[row]].finish_reason = "time"
-        if timed_out:
-            kept = [row for row in range(len(active)) if row not in timed_out]
-            if not kept:
-                break
-            keep = torch.tensor(kept, device=device)
-            cache.keep(keep)
-            pad, visible = pad[keep], visible[keep]
-            logits = logits[keep]
-            active = [active[row] for row in kept]
-        tokens = _sample_step(rows, active, logits, results, previous, stop_id)
-        sliding += [i for i in active  # unfinished, and the context is full
-                    if results[i].finish_reason is None and len(results[i].tokens) == cached_tokens[i]]
-        kept = [row for row, i in enumerate(active) if results[i].finish_reason is None and i not in sliding]
-        if not kept:
-            break
-        if len(kept) < len(active):
-            keep = torch.tensor(kept, device=device)
-            cache.keep(keep)
-            pad, visible = pad[keep], visible[keep]
-            active = [active[row] for row in kept]
-            tokens = [tokens[row] for row in kept]
-
-        slot = cache.length
-        step = torch.tensor(tokens, dtype=torch.long, device=device).unsqueeze(1)
-        positions = (slot - pad).unsqueeze(1)
-        mask = visible[:, None, None, : slot + 1] if bool(pad.any()) else None
-        logits = model(step, positions=positions, mask=mask, cache=cache)[0][:, -1]
-    del cache
-    _slide(model, rows, results, previous, sliding, stop_id)
-    return results
-
-
-def _slide(model: GPT, rows: list[_Row], results: list[Generation], previous: list[int], indices: list[int],
-           stop_id: int) -> None:
-    """Continue these rows past the context as CrystaLLM does: each step feeds the last
-    `block_size` tokens of each, in one batch, with no cache. (Called under `_generate_rows`'s
-    `no_grad`.)"""
-    block_size = model.config.block_size
-    device = model.lm_head.weight.device
-    active = list(indices)
-    while active:
-        now = time.monotonic()
-        for i in active:
-            if rows[i].expired(now):
-                results[i].finish_reason = "time"
-        active = [i for i in active if results[i].finish_reason is None]
-        if not active:
-            break
-        windows = [(list(rows[i].prompt) + results[i].tokens)[-block_size:] for i in active]
-        logits = model(torch.tensor(windows, dtype=torch.long, device=device))[0][:, -1]
-        _sample_step(rows, active, logits, results, previous, stop_id)
-        active = [i for i in active if results[i].finish_reason is None]
+def _generate_rows(model: GPT, rows: list[Row], stop_id: int) -> list[Generation]:
+    """These rows in one `DecodingBatch`, stepped until every one has ended."""
+    batch = DecodingBatch(model, stop_id)
+    batch.join(list(enumerate(rows)))
+    results: dict[Hashable, Generation] = {}
+    while batch:
+        results.update(batch.step())
+    return [results[i] for i in range(len(rows))]
 
 
 @torch.no_grad()

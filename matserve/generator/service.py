@@ -10,13 +10,16 @@ CrystaLLM's does (see sampler.py).
 by ``matserve.generator.train``); a configured ``small`` checkpoint replaces it. ``medium`` and
 ``large`` exist only when configured.
 
-``complete_many`` samples the prompts of several requests (concurrent callers) in one batch;
-each request keeps its own seed, so it gets the same text as it would alone.
+The Triton model serves through ``start`` and ``submit``: one scheduler loop per model
+(scheduler.py) keeps a running batch that the prompts of every request join between decoding
+steps, and answers each prompt the step its CIF ends. ``complete_many`` (plain Python: tests,
+evaluation) samples the prompts of several requests in one batch. Either way each request
+keeps its own seed, so it gets the same text as it would alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +27,9 @@ import torch
 
 from matserve.generator.checkpoint import load_checkpoint
 from matserve.generator.model import GPT
-from matserve.generator.sampler import KV_CACHE_BYTES, SamplingParams, SamplingRequest, check, generate_many
+from matserve.generator.sampler import (KV_CACHE_BYTES, Generation, SamplingParams, SamplingRequest, check,
+                                        generate_many)
+from matserve.generator.scheduler import GenerationJob, GenerationScheduler, never_cancelled, nothing
 from matserve.generator.tokenizer import Tokenizer
 
 MODEL_NAMES = ("small", "medium", "large")
@@ -66,12 +71,42 @@ def configured_checkpoints(small: str = "", medium: str = "", large: str = "",
     return checkpoints
 
 
+OnText = Callable[[int, str, str, bool], None]  # (prompt's index, prompt + generated text, finish reason, last)
+
+
 class GeneratorService:
     def __init__(self, checkpoints: dict[str, Path], device: str | torch.device = "cpu",
                  kv_cache_bytes: int = KV_CACHE_BYTES):
         self.tokenizer = Tokenizer()
         self.kv_cache_bytes = kv_cache_bytes
         self.models: dict[str, GPT] = {name: load_checkpoint(path, device).eval() for name, path in checkpoints.items()}
+        self.schedulers: dict[str, GenerationScheduler] = {}
+
+    def start(self) -> None:
+        """One scheduler loop (one running batch) per model."""
+        for name, model in self.models.items():
+            self.schedulers[name] = GenerationScheduler(model, self.kv_cache_bytes, name=f"generator-{name}")
+            self.schedulers[name].start()
+
+    def stop(self) -> None:
+        for scheduler in self.schedulers.values():
+            scheduler.stop()
+
+    def submit(self, request: Completion, on_text: OnText, on_error: Callable[[Exception], None],
+               is_cancelled: Callable[[], bool] = never_cancelled, on_cancelled: Callable[[], None] = nothing) -> None:
+        """Hand a request to its model's running batch (after `start`); `on_text` is called, from
+        the scheduler's thread, for each prompt as it ends, `on_cancelled` once it left the batch
+        because `is_cancelled` said so. Raises the ValueError that refuses the request (an
+        unconfigured model, a prompt longer than the model's context)."""
+        sampling = self._sampling_request(request)
+        prompts = list(request.prompts)
+
+        def on_result(index: int, generation: Generation, last: bool) -> None:
+            text = prompts[index] + self.tokenizer.decode(generation.tokens)
+            on_text(index, text, generation.finish_reason or "length", last)
+
+        self.schedulers[request.model].submit(GenerationJob(sampling.prompts, sampling.params, on_result, on_error,
+                                                            is_cancelled, on_cancelled))
 
     def complete(self, model: str, prompts: list[str], seed: int = 0, temperature: float = 0.8,
                  top_k: int | None = 10) -> list[tuple[str, str]]:

@@ -49,31 +49,77 @@ def generator_counts(service) -> tuple[int, int]:
     return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
 
 
+def post_in_background(service, body: dict, answers: dict, name: str) -> threading.Thread:
+    """POST in a thread; answers[name] = (monotonic time it returned, JSON body)."""
+    def post() -> None:
+        response = service.post("/v1/generate", json=body)
+        answers[name] = (time.monotonic(), response.json())
+
+    thread = threading.Thread(target=post)
+    thread.start()
+    return thread
+
+
 def test_concurrent_requests_are_sampled_in_one_batch(service):
     busy = {"model": "small", "message": {"comp": "Si"}, "n": 4, "all": True, "seed": 3}  # 6 Z values x 4: 24 prompts
     bodies = [{"model": "small", "message": {"comp": "NaCl", "z": 4, "sg": "Fm-3m"}, "seed": 1},
               {"model": "small", "message": {"comp": "BaTe", "z": 4}, "seed": 2, "all": True}]
     alone = [service.post("/v1/generate", json=body).json() for body in bodies]
 
-    answers: dict[str, dict] = {}
-
-    def post(name: str, body: dict) -> None:
-        answers[name] = service.post("/v1/generate", json=body).json()
-
+    answers: dict[str, tuple[float, dict]] = {}
     before = generator_counts(service)
-    threads = [threading.Thread(target=post, args=("busy", busy))]
-    threads[0].start()
-    time.sleep(0.5)  # the busy request is being sampled; the next two queue behind it
-    threads += [threading.Thread(target=post, args=(str(i), body)) for i, body in enumerate(bodies)]
-    for thread in threads[1:]:
-        thread.start()
+    threads = [post_in_background(service, busy, answers, "busy")]
+    time.sleep(0.5)  # the busy request is being sampled; the next two join its running batch
+    threads += [post_in_background(service, body, answers, str(i)) for i, body in enumerate(bodies)]
     for thread in threads:
         thread.join(timeout=300)
     requests, executions = (after - start for after, start in zip(generator_counts(service), before))
 
-    assert requests == 3 and executions == 2  # the busy request, then the two queued ones together
-    assert [answers["0"], answers["1"]] == alone  # each kept its own seed inside the shared batch
-    assert len(answers["busy"]["cifs"]) == 24
+    assert requests == 3 and executions == 3  # one execute() per request: each hands its prompts to the loop
+    assert [answers["0"][1], answers["1"][1]] == alone  # each kept its own seed inside the shared batch
+    assert len(answers["busy"][1]["cifs"]) == 24
+    assert max(answers["0"][0], answers["1"][0]) < answers["busy"][0]  # neither waited for the busy batch
+
+
+def test_a_short_request_overtakes_a_long_batch_with_its_solo_text(service):
+    long = {"model": "small", "message": {"comp": "Ba2MnCr", "z": 3}, "n": 8, "all": True, "seed": 4}  # 12-atom cells
+    short = {"model": "small", "message": {"comp": "NaCl", "z": 1}, "seed": 5}
+    alone = service.post("/v1/generate", json=short).json()
+
+    answers: dict[str, tuple[float, dict]] = {}
+    slow = post_in_background(service, long, answers, "long")
+    time.sleep(1.0)  # the long request's eight prompts are sampling
+    quick = post_in_background(service, short, answers, "short")
+    quick.join(timeout=120)
+    slow.join(timeout=120)
+    short_done, shared = answers["short"]
+    long_done, long_answer = answers["long"]
+    assert short_done < long_done
+    assert shared == alone  # exactly its solo text, for the same seed
+    assert len(long_answer["cifs"]) == 8
+
+
+def test_a_cancelled_request_leaves_the_batch(service):
+    """Through the gateway's Triton client: a generate call abandoned while it samples (its
+    stream closed) makes Triton cancel the request, and the model drops its sequences."""
+    import asyncio
+
+    from gateway.triton_client import TritonClient
+    from matserve.generator.prompt import build_prompt
+
+    async def abandon() -> None:
+        client = TritonClient(f"127.0.0.1:{service.triton_grpc_port}")
+        try:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(client.generate("small", [build_prompt("Ba2MnCr", 3)] * 16, seed=6), 2.0)
+        finally:
+            await client.close()
+
+    asyncio.run(abandon())
+    deadline = time.monotonic() + 15
+    while "generation cancelled by its caller" not in service.log_path.read_text(errors="replace"):
+        assert time.monotonic() < deadline, "the model never dropped the abandoned sequences"
+        time.sleep(0.2)
 
 
 def test_cli_and_client_generate(service):

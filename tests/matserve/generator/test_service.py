@@ -80,3 +80,32 @@ def test_concurrent_requests_share_one_batch_and_keep_their_own_results(tiny_che
     assert isinstance(together[1], UnknownGeneratorModel)
     assert together[0] == service.complete("small", list(first.prompts), seed=1)
     assert together[2] == service.complete("small", list(second.prompts), seed=2)
+
+
+def test_submitted_requests_join_the_running_batch_and_get_their_solo_texts(tiny_checkpoint):
+    import threading
+
+    service = GeneratorService({"small": tiny_checkpoint})
+    long_prompts = [build_prompt("BaTe", 2), build_prompt("Si", 8, "Fd-3m")]
+    short_prompts = [build_prompt("NaCl", 1)]
+    alone = [service.complete("small", long_prompts, seed=2), service.complete("small", short_prompts, seed=1)]
+    with pytest.raises(UnknownGeneratorModel):
+        service.submit(Completion("large", short_prompts), print, print)
+    service.start()
+    answers: list[dict] = [{}, {}]
+    finished = [threading.Event(), threading.Event()]
+
+    def on_text(r):
+        def record(index, text, finish, last):
+            answers[r][index] = (text, finish)
+            if last:
+                finished[r].set()
+        return record
+
+    try:
+        service.submit(Completion("small", long_prompts, seed=2), on_text(0), print)
+        service.submit(Completion("small", short_prompts, seed=1), on_text(1), print)
+        assert finished[0].wait(60) and finished[1].wait(60)
+    finally:
+        service.stop()
+    assert [[answer[i] for i in range(len(answer))] for answer in answers] == alone
