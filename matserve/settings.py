@@ -56,8 +56,8 @@ class Settings(BaseSettings):
     generator_small: str = ""
     generator_medium: str = ""
     generator_large: str = ""
-    generator_kv_cache_mb: int = Field(2048, ge=1, description="KV cache one sampling batch may hold; "
-                                                               "more sequences are sampled in chunks")
+    generator_kv_cache_mb: int = Field(2048, ge=1, description="KV cache the running batch may hold; "
+                                                               "more sequences wait to join it")
 
     # Property models and jobs
     alignn_checkpoint: str = Field("", description="ALIGNN checkpoint folder (config.json + checkpoint_*.pt); "

@@ -12,12 +12,14 @@ import asyncio
 import secrets
 import warnings
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.core import Composition, Element, Structure
 
 from gateway.auth import require_api_key
 from gateway.deadline import MAX_TIMEOUT_S, DeadlinePassed
+from gateway.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected, unless_disconnected
 from gateway.errors import BadRequest, GatewayTimeout, NotReady
 from gateway.openapi import error_responses
 from gateway.services import Services, get_services
@@ -116,12 +118,13 @@ async def add_formation_energies(candidates: list[dict], services: Services) -> 
             candidate["fe"] = energy
 
 
-@router.post("/v1/generate", dependencies=[Depends(require_api_key)],
+@router.post("/v1/generate", response_model=dict, dependencies=[Depends(require_api_key)],
              summary="Generate a crystal structure (CIF) from a composition (CrystaLLM)",
              responses=error_responses(400, 401, 503, 504, s400="Invalid request, as CrystaLLM answers it: malformed "
                                                            "JSON, invalid values, an unknown or unconfigured model, "
                                                            "an unparseable composition or space group"))
-async def generate(body: GenerateRequest, services: Services = Depends(get_services)) -> dict:
+async def generate(body: GenerateRequest, request: Request,
+                   services: Services = Depends(get_services)) -> dict | Response:
     models = available_models(services)
     if body.model not in models:
         known = "" if body.model in MODEL_NAMES else f" (models are {', '.join(MODEL_NAMES)})"
@@ -140,7 +143,10 @@ async def generate(body: GenerateRequest, services: Services = Depends(get_servi
         prompts += [prompt] * body.n
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
     try:
-        completed = await asyncio.wait_for(services.triton.generate(body.model, prompts, seed), body.timeout_s)
+        sampling = asyncio.wait_for(services.triton.generate(body.model, prompts, seed), body.timeout_s)
+        completed = await unless_disconnected(request, sampling)
+    except ClientDisconnected:  # its sequences left the batch
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
     except TimeoutError as error:
         raise GatewayTimeout(f"the generation was {DeadlinePassed(body.timeout_s or 0.0)}") from error
     except TritonRejected as error:

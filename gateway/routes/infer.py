@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 
@@ -13,6 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from gateway.auth import require_api_key
 from gateway.deadline import DeadlinePassed, before, deadline_after
+from gateway.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected, unless_disconnected
 from gateway.errors import GatewayTimeout, InvalidInput, NotReady, Saturated
 from gateway.openapi import error_responses
 from gateway.relax_queue import Admission, QueueFull
@@ -27,8 +26,6 @@ from matserve.structures import MIN_DISTANCE, System, isolated_atoms, minimum_di
 router = APIRouter()
 
 NDJSON = "application/x-ndjson"
-DISCONNECT_POLL_S = 0.25
-CLIENT_CLOSED_REQUEST = 499  # nginx's code: nobody is left to read the answer
 
 
 def _invalid(index: int, field: str, message: str, error_type: str = "value_error") -> InvalidInput:
@@ -128,7 +125,9 @@ async def infer(body: InferRequest, request: Request, services: Services = Depen
     if wants_ndjson(request):
         return StreamingResponse(_stream_lines(body, admission, services), media_type=NDJSON)
     try:
-        results = await _collect(admission, request, body, services)
+        results = await unless_disconnected(request, _collect(admission, body, services))
+    except ClientDisconnected:  # its structures left the batch
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
     except DeadlinePassed as error:
         raise GatewayTimeout(f"the relaxation was {error}") from error
     except TritonRejected as error:
@@ -138,8 +137,6 @@ async def infer(body: InferRequest, request: Request, services: Services = Depen
     finally:
         admission.release()
         counters.requests_completed += 1
-    if results is None:  # the client went away; its structures left the batch
-        return Response(status_code=CLIENT_CLOSED_REQUEST)
     return InferResponse(
         atoms=[to_result(atoms, results[i]) for i, atoms in enumerate(body.atoms)],
         status="Success",
@@ -152,26 +149,12 @@ def _finished(services: Services, result: RelaxResult) -> None:
     services.metrics.structures.labels("converged" if result.converged else "not_converged").inc()
 
 
-async def _collect(admission: Admission, request: Request, body: InferRequest,
-                   services: Services) -> dict[int, RelaxResult] | None:
-    """Every structure's result, or None if the client disconnected first (its work is then cancelled)."""
+async def _collect(admission: Admission, body: InferRequest, services: Services) -> dict[int, RelaxResult]:
+    """Every structure's result, by its index in the request."""
     results: dict[int, RelaxResult] = {}
-    deadline = deadline_after(body.timeout_s)
-
-    async def consume() -> None:
-        async for index, result in before(admission.results(), deadline, body.timeout_s):
-            results[index] = result
-            _finished(services, result)
-
-    consumer = asyncio.create_task(consume())
-    while not consumer.done():
-        await asyncio.wait({consumer}, timeout=DISCONNECT_POLL_S)
-        if not consumer.done() and await request.is_disconnected():
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
-            return None
-    consumer.result()  # raises what the stream raised
+    async for index, result in before(admission.results(), deadline_after(body.timeout_s), body.timeout_s):
+        results[index] = result
+        _finished(services, result)
     return results
 
 

@@ -14,27 +14,19 @@ Every sequence in the batch, a sliding one too, holds a whole context's share of
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 from matserve.generator.model import GPT
 from matserve.generator.sampler import (KV_CACHE_BYTES, NEWLINE_ID, DecodingBatch, Generation, Row, SamplingParams,
                                         SamplingRequest, request_rows, rows_that_fit)
+from matserve.scheduler_loop import Ended, SchedulerLoop, never_cancelled, nothing
 
 log = logging.getLogger("matserve.generator")
 
 OnResult = Callable[[int, Generation, bool], None]  # (prompt's index in the job, result, whether it was the job's last)
-
-
-def never_cancelled() -> bool:
-    return False
-
-
-def nothing() -> None:
-    pass
 
 
 @dataclass(eq=False)  # identity: a job is part of its sequences' keys
@@ -55,89 +47,31 @@ class GenerationJob:
         return {(self, index) for index in range(len(self.prompts))}
 
 
-class GenerationScheduler:
+class GenerationScheduler(SchedulerLoop):
     def __init__(self, model: GPT, kv_cache_bytes: int = KV_CACHE_BYTES, stop_id: int = NEWLINE_ID,
                  name: str = "generator"):
+        super().__init__(name)
         self.batch = DecodingBatch(model, stop_id)
         self.max_rows = rows_that_fit(model, kv_cache_bytes)
-        self.name = name
-        self._inbox: list[GenerationJob] = []
         self._waiting: deque[tuple[tuple[GenerationJob, int], Row]] = deque()  # not yet in the batch, in order
-        self._jobs: set[GenerationJob] = set()  # taken from the inbox, not yet answered
-        self._wake = threading.Condition()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-
-    @property
-    def jobs(self) -> int:
-        return len(self._jobs) + len(self._inbox)
 
     @property
     def idle(self) -> bool:
         return not self._waiting and not self.batch
 
-    def submit(self, job: GenerationJob) -> None:
-        with self._wake:
-            self._inbox.append(job)
-            self._wake.notify()
+    def _take(self, job: GenerationJob) -> None:
+        rows = request_rows(SamplingRequest(job.prompts, job.params), job.arrived)
+        self._waiting.extend(((job, index), row) for index, row in enumerate(rows))
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"{self.name}-scheduler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self._wake:
-            self._stopping = True
-            self._wake.notify()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                while not self._inbox and self.idle and not self._stopping:
-                    self._wake.wait()
-                if self._stopping:
-                    return
-            self.step()
-
-    def step(self) -> None:
-        """Take what arrived, drop what was cancelled, let waiting prompts join while they fit,
-        sample one token for every sequence, answer what ended."""
-        self._take_arrivals()
-        self._drop_cancelled()
+    def _step_batch(self) -> Ended:
+        """Waiting prompts whose time ran out end unsampled; the others join while they fit; one token each."""
         ended = self._expire_waiting()
-        try:
-            self._admit()
-            if self.batch:
-                ended += self.batch.step()
-        except Exception as error:  # noqa: BLE001 - the loop must outlive one failed step
-            log.exception("%s step failed; failing its %d jobs", self.name, len(self._jobs))
-            self._fail_all(error)
-            return
-        for (job, index), generation in ended:
-            if job not in self._jobs:  # dropped earlier in this loop
-                continue
-            job.remaining -= 1
-            last = job.remaining == 0
-            if last:
-                self._jobs.discard(job)
-            try:
-                job.on_result(index, generation, last)
-            except Exception:  # noqa: BLE001 - a caller that cannot be answered is dropped, not the loop
-                log.exception("could not answer a generation job; dropping it")
-                self._drop(job)
+        self._admit()
+        if self.batch:
+            ended += self.batch.step()
+        return ended
 
-    def _take_arrivals(self) -> None:
-        with self._wake:
-            arrived, self._inbox = self._inbox, []
-        for job in arrived:
-            self._jobs.add(job)
-            rows = request_rows(SamplingRequest(job.prompts, job.params), job.arrived)
-            self._waiting.extend(((job, index), row) for index, row in enumerate(rows))
-
-    def _expire_waiting(self) -> list[tuple[tuple[GenerationJob, int], Generation]]:
-        """Waiting prompts whose time ran out end with nothing sampled."""
+    def _expire_waiting(self) -> Ended:
         now = time.monotonic()
         expired = [(key, Generation(finish_reason="time")) for key, row in self._waiting if row.expired(now)]
         if expired:
@@ -152,28 +86,10 @@ class GenerationScheduler:
             self.batch.join(joining)
             log.debug("%s: %d sequences joined, %d in the batch", self.name, len(joining), len(self.batch))
 
-    def _drop_cancelled(self) -> None:
-        for job in [job for job in self._jobs if job.is_cancelled()]:
-            self._drop(job)
-            log.info("generation cancelled by its caller: %d of %d sequences left the batch",
-                     job.remaining, len(job.prompts))
-            try:
-                job.on_cancelled()
-            except Exception:  # noqa: BLE001
-                log.exception("could not close a cancelled generation job")
-
-    def _drop(self, job: GenerationJob) -> None:
-        self._jobs.discard(job)
-        keys = job.keys()
+    def _remove(self, keys: set[Hashable]) -> None:
         self._waiting = deque(entry for entry in self._waiting if entry[0] not in keys)
         self.batch.remove(keys)
 
-    def _fail_all(self, error: Exception) -> None:
-        jobs, self._jobs = self._jobs, set()
+    def _reset(self) -> None:
         self._waiting.clear()
         self.batch = DecodingBatch(self.batch.model, self.batch.stop_id)
-        for job in jobs:
-            try:
-                job.on_error(error)
-            except Exception:  # noqa: BLE001
-                log.exception("could not report a failed generation job")

@@ -96,7 +96,7 @@ def test_a_cancelled_request_leaves_the_batch(service):
     with pytest.raises(httpx.ReadTimeout):
         service.post("/v1/infer", json=slow_body(2000), timeout=3.0)  # about 4 minutes of work, abandoned
     deadline = time.monotonic() + 15
-    while "relaxation cancelled by its caller" not in service.log_path.read_text(errors="replace"):
+    while "relax: cancelled by its caller" not in service.log_path.read_text(errors="replace"):
         assert time.monotonic() < deadline, "the model never dropped the abandoned structure"
         time.sleep(0.2)
     status = service.get("/v1/status").json()["total"]
@@ -132,3 +132,16 @@ def test_an_overfull_queue_answers_503_with_retry_after_and_loses_no_accepted_re
     assert outcome["slow"][1].json()["atoms"][0]["optimizer_nsteps"] == 40
     status = service.get("/v1/status").json()["total"]
     assert status["queue_size_atoms"] == 0 and status["requests_in_progress"] == 0
+
+
+def test_a_deadline_answers_504_and_frees_the_batch(service):
+    cancelled_before = service.log_path.read_text(errors="replace").count("relax: cancelled by its caller")
+    started = time.monotonic()
+    response = service.post("/v1/infer", json={**slow_body(2000), "timeout_s": 2})
+    assert response.status_code == 504 and time.monotonic() - started < 10
+    assert response.json()["detail"][0]["type"] == "timeout"
+    deadline = time.monotonic() + 15
+    while service.log_path.read_text(errors="replace").count("relax: cancelled by its caller") == cancelled_before:
+        assert time.monotonic() < deadline, "the model never dropped the timed-out structure"
+        time.sleep(0.2)
+    assert service.get("/v1/status").json()["total"]["queue_size_atoms"] == 0

@@ -41,6 +41,7 @@ class TritonPythonModel:
                 continue
             self.scheduler.submit(RelaxJob(systems, options, on_result=_result_sender(sender),
                                            on_error=_error_sender(sender), is_cancelled=sender.is_cancelled,
+                                           on_cancelled=_closer(sender),
                                            atom_budget=budget))
         return None
 
@@ -52,6 +53,12 @@ def _result_sender(sender):
     def send(index, result, last):
         sender.send(tensors(pb_utils, structure_outputs(index, result), STRUCTURE_OUTPUTS), flags=FINAL if last else 0)
     return send
+
+
+def _closer(sender):
+    def close():  # a cancelled request still needs its FINAL flag, or Triton waits for it at shutdown
+        sender.send(flags=FINAL)
+    return close
 
 
 def _error_sender(sender):
