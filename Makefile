@@ -16,6 +16,9 @@ $(STAMP): requirements.lock requirements-dev.lock requirements-fuzz.lock pyproje
 	$(BIN)/pip install -q -c constraints.txt -r requirements-dev.lock
 	# chgnet pulls nvidia-ml-py3, which overwrites pynvml.py: restore the maintained one.
 	$(BIN)/pip install -q --force-reinstall --no-deps $$(grep '^nvidia-ml-py==' requirements.lock)
+	# mace-torch pins e3nn 0.4.4 (broken with torch 2.13; its models run with the locked 0.6.0): no deps,
+	# its runtime imports (torch-ema, torchmetrics, prettytable, matscipy, ...) are in requirements.lock.
+	$(BIN)/pip install -q --no-deps mace-torch==0.3.16
 	$(BIN)/pip install -q --no-deps -e .
 	# Schemathesis (tests/integration/test_fuzz.py) pins what this environment cannot take: its own venv.
 	test -x $(FUZZ)/bin/python || $(PYTHON) -m venv $(FUZZ)

@@ -81,8 +81,9 @@ def options_from_inputs(inputs: dict[str, np.ndarray], n_systems: int) -> list[R
 
 
 class ForcefieldModel:
-    def __init__(self, name: str = "chgnet", device: str = "cpu", modal: str = "", atom_budget: int = 0):
-        self.forcefield: ForceField = load_forcefield(name, device=device, modal=modal)
+    def __init__(self, name: str = "chgnet", device: str = "cpu", modal: str = "", atom_budget: int = 0,
+                 model: str | None = None):
+        self.forcefield: ForceField = load_forcefield(name, device=device, modal=modal, model=model)
         self.atom_budget = atom_budget
 
     def parse(self, inputs: dict[str, np.ndarray]) -> tuple[list[System], list[RelaxOptions], int]:

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     forcefield: Literal[FORCEFIELDS] = Field("chgnet", description="a name in matserve/forcefields/registry.py")
     forcefield_modal: str = Field("", description="fidelity head of a multi-fidelity force field (sevennet-mf-0: "
                                                   "PBE or R2SCAN, any case); empty: its PBE head")
+    forcefield_model: str = Field("", description="model file for a force field that ships no weights (mace: "
+                                                  "a MACE .model file saved with torch.save(model), e.g. mounted "
+                                                  "on the model-cache volume); empty for the others")
     opttol: float = 0.005
     opttol_pressure: float = 0.5
     cellopt: bool = False
@@ -73,6 +76,14 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _forcefield_modal_exists(self) -> Settings:
         entry(self.forcefield).resolve_modal(self.forcefield_modal)  # ValueError names the choices
+        return self
+
+    @model_validator(mode="after")
+    def _forcefield_model_fits(self) -> Settings:
+        """mace needs a model file that exists; the force fields with shipped weights refuse one."""
+        path = entry(self.forcefield).resolve_model(self.forcefield_model)  # ValueError names the setting
+        if path and not Path(path).expanduser().is_file():
+            raise ValueError(f"MATSERVE_FORCEFIELD_MODEL={path!r}: no such file (mount the model file there)")
         return self
 
     @property

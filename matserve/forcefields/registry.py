@@ -9,19 +9,26 @@ the model (covered elements, charge and spin, a neighbour the model insists on).
 An adapter class implements ``ForceField`` and two class methods that read only the
 shipped checkpoint, never build the model:
 ``weights_file(**options) -> Path`` and ``covered_numbers(**options) -> frozenset[int]``.
+
+An entry with ``model_file`` set ships no weights: the user mounts a model file and names it in
+``MATSERVE_FORCEFIELD_MODEL`` (``Settings.forcefield_model``); its adapter takes it as ``model_path``.
+The functions below take that path as ``model``; left as None they read the environment variable,
+so callers that know only the force field's name (the gateway) see the same file the models load.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import import_module
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from matserve.forcefields.base import ForceField, WeightsInfo
+
+MODEL_SETTING = "MATSERVE_FORCEFIELD_MODEL"  # Settings.forcefield_model
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class ForceFieldEntry:
     modals: tuple[str, ...] = ()  # fidelity heads of a multi-fidelity model, the default first
     uses_charge_and_spin: bool = False
     neighbour_cutoff: float | None = None  # Å: the model fails on an atom with no neighbour this close
+    model_file: bool = False  # weights from a user-mounted file (MATSERVE_FORCEFIELD_MODEL), not shipped
 
     def adapter_class(self) -> type:
         module, _, attribute = self.adapter.partition(":")
@@ -57,28 +65,57 @@ class ForceFieldEntry:
         raise ValueError(f"force field {self.name!r} has no modal {modal!r}; choose one of {list(self.modals)} "
                          f"(empty: {self.modals[0]})")
 
-    def display_name(self, modal: str = "") -> str:
-        head = self.resolve_modal(modal)
-        return f"{self.title} ({head})" if head else self.title
+    def resolve_model(self, model: str | None = None) -> str:
+        """The model file this entry loads: ``model``, None reading MATSERVE_FORCEFIELD_MODEL.
 
-    def load(self, device: str = "cpu", modal: str = "") -> ForceField:
+        An entry with ``model_file`` needs one (a ValueError names the setting); the others ship their
+        weights, refuse one given here and ignore the variable (Settings refuses it set with them).
+        """
+        if model is None:
+            model = os.environ.get(MODEL_SETTING, "") if self.model_file else ""
+        model = model.strip()
+        if self.model_file and not model:
+            raise ValueError(f"force field {self.name!r} needs a model file: set {MODEL_SETTING} to its path "
+                             f"(e.g. a MACE .model file mounted on the model-cache volume)")
+        if not self.model_file and model:
+            raise ValueError(f"force field {self.name!r} ships its weights; leave {MODEL_SETTING} empty "
+                             f"(got {model!r})")
+        return model
+
+    def _options(self, model: str | None) -> dict[str, Any]:
         kwargs = dict(self.options)
+        path = self.resolve_model(model)
+        if self.model_file:
+            kwargs["model_path"] = path
+        return kwargs
+
+    def display_name(self, modal: str = "", model: str | None = None) -> str:
+        head = self.resolve_modal(modal)
+        title = self.title
+        if self.model_file:
+            title = f"{title} ({Path(self.resolve_model(model)).name})"  # the weights' name: the file's
+        return f"{title} ({head})" if head else title
+
+    def load(self, device: str = "cpu", modal: str = "", model: str | None = None) -> ForceField:
+        kwargs = self._options(model)
         if self.modals:
             kwargs["modal"] = self.resolve_modal(modal)
         else:
             self.resolve_modal(modal)  # refuses a modal for a single-fidelity model
-        return self.adapter_class()(device=device, name=self.name, title=self.display_name(modal), **kwargs)
+        return self.adapter_class()(device=device, name=self.name, title=self.display_name(modal, model), **kwargs)
 
-    def weights_file(self) -> Path:
-        return self.adapter_class().weights_file(**self.options)
+    def weights_file(self, model: str | None = None) -> Path:
+        return self.adapter_class().weights_file(**self._options(model))
 
-    def weights(self, modal: str = "") -> WeightsInfo:
+    def weights(self, modal: str = "", model: str | None = None) -> WeightsInfo:
         from matserve.forcefields.base import WeightsInfo, sha256_file
 
-        path = self.weights_file()
-        return WeightsInfo(self.display_name(modal), path.name, sha256_file(path))
+        path = self.weights_file(model)
+        return WeightsInfo(self.display_name(modal, model), path.name, sha256_file(path))
 
-    def supported_numbers(self) -> frozenset[int]:
+    def supported_numbers(self, model: str | None = None) -> frozenset[int]:
+        if self.model_file:  # the adapter caches per file version: a replaced file is read again
+            return frozenset(self.adapter_class().covered_numbers(**self._options(model)))
         return _covered_numbers(self.name)
 
 
@@ -97,6 +134,7 @@ _ENTRIES = (
                     {"pretrained": "7net-l3i5"}),
     ForceFieldEntry("sevennet-mf-0", "SevenNet-MF-0", "matserve.forcefields.sevennet:SevenNetForceField",
                     {"pretrained": "7net-mf-0"}, modals=("PBE", "R2SCAN")),
+    ForceFieldEntry("mace", "MACE", "matserve.forcefields.mace:MACEForceField", model_file=True),
 )
 REGISTRY: dict[str, ForceFieldEntry] = {e.name: e for e in _ENTRIES}
 FORCEFIELDS: tuple[str, ...] = tuple(REGISTRY)
@@ -109,16 +147,18 @@ def entry(name: str) -> ForceFieldEntry:
         raise ValueError(f"unknown force field {name!r}; choose one of {list(FORCEFIELDS)}") from None
 
 
-def load_forcefield(name: str = "chgnet", device: str = "cpu", modal: str = "") -> ForceField:
-    """The force field ``name`` on ``device``; ``modal`` picks a multi-fidelity model's head (empty: its default)."""
-    return entry(name).load(device=device, modal=modal)
+def load_forcefield(name: str = "chgnet", device: str = "cpu", modal: str = "", model: str | None = None) -> ForceField:
+    """The force field ``name`` on ``device``; ``modal`` picks a multi-fidelity model's head (empty: its default);
+    ``model`` is the user's model file for an entry that takes one (None: MATSERVE_FORCEFIELD_MODEL)."""
+    return entry(name).load(device=device, modal=modal, model=model)
 
 
-def weights_info(name: str = "chgnet", modal: str = "") -> WeightsInfo:
+def weights_info(name: str = "chgnet", modal: str = "", model: str | None = None) -> WeightsInfo:
     """Provenance of a force field's weights without loading the model (for /v1/metadata)."""
-    return entry(name).weights(modal)
+    return entry(name).weights(modal, model)
 
 
-def supported_numbers(name: str = "chgnet") -> frozenset[int]:
-    """Atomic numbers a force field covers, without building it (for validating requests)."""
-    return entry(name).supported_numbers()
+def supported_numbers(name: str = "chgnet", model: str | None = None) -> frozenset[int]:
+    """Atomic numbers a force field covers, without building it (for validating requests); a user's model
+    file is read (unpickled) once per file version."""
+    return entry(name).supported_numbers(model)

@@ -17,8 +17,8 @@ class InvalidStructureError(ValueError):
 
 class MfdModel:
     def __init__(self, forcefield: ForceField | None = None, settings: PhononSettings = PhononSettings(),
-                 forcefield_name: str = "chgnet", device: str = "cpu", modal: str = ""):
-        self.forcefield = forcefield or load_forcefield(forcefield_name, device=device, modal=modal)
+                 forcefield_name: str = "chgnet", device: str = "cpu", modal: str = "", model: str | None = None):
+        self.forcefield = forcefield or load_forcefield(forcefield_name, device=device, modal=modal, model=model)
         self.settings = settings
 
     def execute(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

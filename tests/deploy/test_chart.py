@@ -300,6 +300,17 @@ def test_unknown_or_misplaced_settings_are_rejected_by_the_schema():
         render({"gpu": {"enabled": True, "count": 0}})
 
 
+def test_mace_takes_a_mounted_model_file_and_only_mace_does():
+    path = "/data/models/mace-mpa-0-medium.model"  # on the model-cache volume at data_dir
+    main = container(render({"config": {"forcefield": "mace", "forcefield_model": path}}))
+    assert env(main)["MATSERVE_FORCEFIELD"]["value"] == "mace"
+    assert env(main)["MATSERVE_FORCEFIELD_MODEL"]["value"] == path
+    with pytest.raises(helm.HelmValuesError, match="forcefield_model"):
+        render({"config": {"forcefield": "mace"}})
+    with pytest.raises(helm.HelmValuesError, match="forcefield_model"):
+        render({"config": {"forcefield": "chgnet", "forcefield_model": path}})
+
+
 # --- the pieces of the pod ----------------------------------------------------------
 
 

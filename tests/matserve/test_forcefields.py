@@ -88,6 +88,125 @@ def test_sevennet_batch_matches_its_calculator(name, modal, pretrained, sevenn_m
     assert_batch_matches_calculator(forcefield, calculator, crystals(), [methane()])
 
 
+# --- MACE from a user's model file ------------------------------------------------------------------------
+
+MACE_NUMBERS = [1, 6, 8, 11, 14, 17, 22, 38]  # H, C, O, Na, Si, Cl, Ti, Sr: the crystals and methane below
+
+
+def small_mace():
+    """A small MACE built with mace-torch's own constructors, random weights from a fixed seed."""
+    import torch
+    from e3nn import o3
+    from mace import modules
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch.manual_seed(0)
+        block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
+        return modules.ScaleShiftMACE(
+            r_max=5.0, num_bessel=8, num_polynomial_cutoff=5, max_ell=2, interaction_cls=block,
+            interaction_cls_first=block, num_interactions=2, num_elements=len(MACE_NUMBERS),
+            hidden_irreps=o3.Irreps("8x0e+8x1o"), MLP_irreps=o3.Irreps("8x0e"),
+            atomic_energies=np.linspace(-3.0, -1.0, len(MACE_NUMBERS)), avg_num_neighbors=10.0,
+            atomic_numbers=MACE_NUMBERS, correlation=2, gate=torch.nn.functional.silu,
+            atomic_inter_scale=20.0, atomic_inter_shift=0.0)  # forces of order 0.1-1 eV/Å, not ~0
+    finally:
+        torch.set_default_dtype(previous)
+
+
+@pytest.fixture(scope="module")
+def mace_file(tmp_path_factory):
+    """The small MACE as MACE-MP releases ship theirs: the whole module, torch.save(model), a .model file."""
+    import torch
+
+    path = tmp_path_factory.mktemp("mace") / "small-mace.model"
+    torch.save(small_mace(), path)
+    return path
+
+
+@pytest.fixture()
+def no_model_setting(monkeypatch):
+    monkeypatch.delenv("MATSERVE_FORCEFIELD_MODEL", raising=False)
+
+
+def test_mace_batch_matches_its_calculator(mace_file, no_model_setting):
+    from mace.calculators import MACECalculator
+
+    forcefield = load_forcefield("mace", model=str(mace_file))
+    assert forcefield.name == "mace" and forcefield.cutoff == 5.0 and forcefield.dtype.is_floating_point
+    assert forcefield.supported_numbers == frozenset(MACE_NUMBERS) == supported_numbers("mace", str(mace_file))
+    calculator = MACECalculator(model_paths=str(mace_file), device="cpu", default_dtype="float64")
+    structures = crystals()
+    structures[2].calc = calculator
+    assert np.abs(structures[2].get_forces()).max() > 0.05  # the random model is not trivially flat
+    assert_batch_matches_calculator(forcefield, calculator, structures, [methane()])
+
+
+def test_mace_molecule_is_unboxed_and_box_independent(mace_file, no_model_setting):
+    """MACE takes open boundaries itself: a molecule anywhere, as its calculator gets it without a cell."""
+    from mace.calculators import MACECalculator
+
+    forcefield = load_forcefield("mace", model=str(mace_file))
+    calculator = MACECalculator(model_paths=str(mace_file), device="cpu", default_dtype="float64")
+    ch4 = methane()
+    far = ch4.positions + 40.0
+    output = forcefield(pack([System(p, ch4.numbers, np.zeros((3, 3)), [False] * 3) for p in (ch4.positions, far)]))
+    ch4.calc = calculator
+    for i in range(2):
+        assert float(output.energy[i]) == pytest.approx(ch4.get_potential_energy(), abs=1e-10)
+        np.testing.assert_allclose(output.forces[5 * i:5 * i + 5].numpy(), ch4.get_forces(), atol=1e-10)
+    assert output.stress.abs().max() == 0
+
+
+def test_mace_torchscript_file_and_float32(tmp_path, mace_file, no_model_setting):
+    import torch
+    from e3nn.util import jit
+
+    scripted = tmp_path / "small-mace-jit.model"
+    jit.compile(torch.load(mace_file, weights_only=False)).save(str(scripted))
+    single = tmp_path / "small-mace-f32.model"
+    torch.save(small_mace().float(), single)  # as MACECalculator(default_dtype="float32") casts
+    batch = pack([System.from_ase(a) for a in crystals()])
+    reference = load_forcefield("mace", model=str(mace_file))(batch)
+    from_script = load_forcefield("mace", model=str(scripted))(batch)
+    np.testing.assert_allclose(from_script.energy.numpy(), reference.energy.numpy(), atol=1e-10)
+    np.testing.assert_allclose(from_script.forces.numpy(), reference.forces.numpy(), atol=1e-10)
+    float32 = load_forcefield("mace", model=str(single))
+    assert float32.dtype == torch.float32  # kept as saved
+    output = float32(batch)
+    assert output.energy.dtype == torch.float64
+    np.testing.assert_allclose(output.energy.numpy(), reference.energy.numpy(), atol=1e-3)
+
+
+def test_mace_needs_a_model_file(tmp_path, mace_file, no_model_setting, monkeypatch):
+    with pytest.raises(ValueError, match="MATSERVE_FORCEFIELD_MODEL"):
+        load_forcefield("mace")
+    with pytest.raises(ValueError, match="MATSERVE_FORCEFIELD_MODEL"):
+        weights_info("mace")
+    with pytest.raises(ValueError, match="MATSERVE_FORCEFIELD_MODEL"):
+        Settings(forcefield="mace")
+    with pytest.raises(ValueError, match="no such file"):
+        Settings(forcefield="mace", forcefield_model=str(tmp_path / "missing.model"))
+    with pytest.raises(ValueError, match="no such MACE model file"):
+        load_forcefield("mace", model=str(tmp_path / "missing.model"))
+    state_dict = tmp_path / "weights.pt"
+    import torch
+
+    torch.save(small_mace().state_dict(), state_dict)
+    with pytest.raises(ValueError, match="holds no MACE model"):
+        load_forcefield("mace", model=str(state_dict))
+    with pytest.raises(ValueError, match="ships its weights"):
+        Settings(forcefield="chgnet", forcefield_model=str(mace_file))
+    settings = Settings(forcefield="mace", forcefield_model=str(mace_file))
+    assert settings.forcefield_model == str(mace_file) and Settings().forcefield_model == ""
+    monkeypatch.setenv("MATSERVE_FORCEFIELD_MODEL", str(mace_file))  # what the gateway's name-only calls read
+    assert Settings(forcefield="mace").forcefield_model == str(mace_file)
+    assert supported_numbers("mace") == frozenset(MACE_NUMBERS)
+    assert weights_info("mace").file == "small-mace.model"
+    assert weights_info("chgnet").name == "CHGNet 0.3.0"  # the variable is mace's alone
+
+
 def test_molecule_energy_does_not_depend_on_the_box(chgnet):
     h2o = [[0, 0, 0], [0.76, 0.59, 0], [-0.76, 0.59, 0]]
     molecule = System(h2o, [8, 1, 1], np.zeros((3, 3)), [False] * 3)
@@ -137,7 +256,7 @@ def test_registry_modals_are_the_checkpoints():
 
 def test_wrong_names_and_modals_fail_before_loading_a_model():
     with pytest.raises(ValueError, match="sevennet-mf-0"):
-        load_forcefield("mace")
+        load_forcefield("nequip")
     with pytest.raises(ValueError, match="single fidelity"):
         load_forcefield("chgnet", modal="PBE")
     with pytest.raises(ValueError, match=r"\['PBE', 'R2SCAN'\]"):
@@ -146,13 +265,14 @@ def test_wrong_names_and_modals_fail_before_loading_a_model():
         weights_info("lammps")
 
 
-def test_provenance_and_elements_without_building_a_model(monkeypatch):
+def test_provenance_and_elements_without_building_a_model(monkeypatch, mace_file):
     from chgnet.model import CHGNet
     from sevenn.checkpoint import SevenNetCheckpoint
 
     def refuse(*args, **kwargs):
         raise AssertionError("built a model")
 
+    monkeypatch.delenv("MATSERVE_FORCEFIELD_MODEL", raising=False)
     monkeypatch.setattr(SevenNetCheckpoint, "build_model", refuse)
     monkeypatch.setattr(CHGNet, "load", refuse)
     expected = {
@@ -161,7 +281,7 @@ def test_provenance_and_elements_without_building_a_model(monkeypatch):
         "sevennet-l3i5": ("SevenNet-l3i5", "checkpoint_l3i5.pth"),
         "sevennet-mf-0": ("SevenNet-MF-0 (PBE)", "checkpoint_sevennet_mf_0.pth"),
     }
-    assert set(expected) == set(FORCEFIELDS)
+    assert set(expected) | {"mace"} == set(FORCEFIELDS)
     hashes = set()
     for name, (title, file) in expected.items():
         info = weights_info(name)
@@ -170,4 +290,11 @@ def test_provenance_and_elements_without_building_a_model(monkeypatch):
         assert supported_numbers(name)
     assert len(hashes) == len(expected)
     assert weights_info("sevennet-mf-0", "r2scan").name == "SevenNet-MF-0 (R2SCAN)"
+    from matserve.forcefields.base import sha256_file
+
+    mace = weights_info("mace", model=str(mace_file))  # name and hash from the user's file
+    assert mace.name == "MACE (small-mace.model)" and mace.file == "small-mace.model"
+    assert mace.sha256 == sha256_file(mace_file) and mace.sha256 not in hashes
+    with pytest.raises(ValueError, match="ships its weights"):
+        weights_info("chgnet", model=str(mace_file))
     assert not any(entry.uses_charge_and_spin for entry in REGISTRY.values())

@@ -26,7 +26,8 @@ class TritonPythonModel:
         configure_logging(settings.log_level)
         configure_torch(settings.torch_threads)
         device = torch_device(args["model_instance_kind"], args["model_instance_device_id"])
-        self.model = ForcefieldModel(settings.forcefield, device, settings.forcefield_modal, settings.batch_size)
+        self.model = ForcefieldModel(settings.forcefield, device, settings.forcefield_modal, settings.batch_size,
+                                     settings.forcefield_model)
         self.config = json.loads(args["model_config"])
         self.scheduler = RelaxScheduler(self.model.forcefield, settings.batch_size)
         self.scheduler.start()

@@ -22,7 +22,7 @@ class TritonPythonModel:
                                  atom_budget=settings.phonon_atom_budget)
         device = torch_device(args["model_instance_kind"], args["model_instance_device_id"])
         self.model = MfdModel(settings=phonons, forcefield_name=settings.forcefield, device=device,
-                              modal=settings.forcefield_modal)
+                              modal=settings.forcefield_modal, model=settings.forcefield_model)
 
     def execute(self, requests):
         return [answer(pb_utils, request, self.model.execute, INPUTS, OUTPUTS, (InvalidStructureError,))
