@@ -54,6 +54,8 @@ RUN pip install --no-cache-dir ${TORCH_INDEX_URL:+--index-url "${TORCH_INDEX_URL
     && pip install --no-cache-dir -c constraints.txt -r requirements.lock \
     # chgnet pulls nvidia-ml-py3, which overwrites pynvml.py: restore the maintained one.
     && pip install --no-cache-dir --force-reinstall --no-deps "$(grep '^nvidia-ml-py==' requirements.lock)" \
+    # mace-torch pins e3nn 0.4.4 (broken with torch 2.13; its models run with the locked 0.6.0): no deps.
+    && pip install --no-cache-dir --no-deps mace-torch==0.3.16 \
     # The image's Python-backend stub is built for its python3 (3.10); use the
     # wheel's 3.11 stub for the same server release. A link, so that the stub's
     # RPATH ($ORIGIN/../../../../nvidia_pytriton.libs) still finds its libraries.

@@ -2,6 +2,7 @@
 at once (not a hang), readiness turns 503, ``matserve serve`` exits non-zero for the orchestrator
 to restart it, and a prediction job in flight runs again after the restart instead of being lost."""
 
+import asyncio
 import os
 import signal
 import threading
@@ -61,36 +62,30 @@ def wait_for(predicate, timeout_s: float = 60) -> None:
         time.sleep(0.05)
 
 
-def test_a_dead_forcefield_process_fails_the_relaxation_in_flight_and_the_service(tmp_path):
-    service = start_service(tmp_path, **FAST_START)
+def test_dead_model_processes_fail_the_work_in_flight_and_a_prediction_job_survives_the_restart(tmp_path):
+    """The force field's and the generator's stubs killed while each works (one service start for both:
+    any dead stub fails the service); a phonon job in flight at the time runs again after the restart."""
+    slow_phonons = {"MATSERVE_PHONON_SUPERCELL_MIN_LENGTH": "12", **FAST_START}
+    service = start_service(tmp_path, **slow_phonons)
+    restarted = None
     try:
         wait_until_ready(service)
         crystal = rattled(nacl().repeat((2, 2, 1)), amount=0.1, seed=9)
         slow = {"atoms": [{"coord": crystal.positions.reshape(-1).tolist(), "numbers": crystal.numbers.tolist(),
                            "cell": np.array(crystal.cell).reshape(-1).tolist()}], "opttol": 1e-9, "max_steps": 2000}
-        thread, outcome = in_background(lambda: service.post("/v1/infer", json=slow, timeout=120))
-        wait_for(lambda: service.get("/v1/status").json()["total"]["queue_size_atoms"] > 0)
-        time.sleep(1.0)  # stepping
-        kill_stub(service, "forcefield_0_0")
-        assert_fails_over(service, thread, outcome, time.monotonic())
-        assert outcome["response"].json()["error"].startswith("backend unavailable")
-    finally:
-        stop(service)
-
-
-def test_a_dead_generator_process_fails_the_generation_and_a_prediction_job_survives_the_restart(tmp_path):
-    slow_phonons = {"MATSERVE_PHONON_SUPERCELL_MIN_LENGTH": "16", **FAST_START}
-    service = start_service(tmp_path, **slow_phonons)
-    restarted = None
-    try:
-        wait_until_ready(service)
+        many = {"model": "small", "message": {"comp": "Ba2Ti2O6", "z": 4}, "n": 16, "all": True, "seed": 3}
+        relaxing, relaxed = in_background(lambda: service.post("/v1/infer", json=slow, timeout=120))
+        sampling, sampled = in_background(lambda: service.post("/v1/generate", json=many, timeout=120))
         job_id = service.post("/v1/mfd/prediction", data={"file": NACL_POSCAR}).json()["id"]
         wait_for(lambda: service.get(f"/v1/prediction/result/{job_id}").json()["status"] == "STARTED")
-        many = {"model": "small", "message": {"comp": "Ba2Ti2O6", "z": 4}, "n": 16, "all": True, "seed": 3}
-        thread, outcome = in_background(lambda: service.post("/v1/generate", json=many, timeout=120))
-        time.sleep(1.5)  # sampling
+        assert service.get("/v1/status").json()["total"]["queue_size_atoms"] > 0  # relaxing
+        kill_stub(service, "forcefield_0_0")
         kill_stub(service, "generator_0_0")
-        assert_fails_over(service, thread, outcome, time.monotonic())
+        killed_at = time.monotonic()
+        for thread, outcome in ((relaxing, relaxed), (sampling, sampled)):
+            assert_fails_over(service, thread, outcome, killed_at)
+            assert outcome["response"].json()["error"].startswith("backend unavailable")
+        assert stored_status(tmp_path, job_id) == "STARTED"  # in flight when the service died: not FAILURE
         restarted = start_service(tmp_path, **slow_phonons)  # the same data directory and replica name
         wait_until_ready(restarted)
         deadline = time.monotonic() + 180
@@ -102,3 +97,17 @@ def test_a_dead_generator_process_fails_the_generation_and_a_prediction_job_surv
         for running in (service, restarted):
             if running is not None:
                 stop(running)
+
+
+def stored_status(tmp_path, job_id: str) -> str:
+    """The job's status in the stopped service's SQLite store."""
+    from gateway.jobs.sqlite_store import SQLiteJobStore
+
+    async def read() -> str:
+        store = SQLiteJobStore(tmp_path / "data" / "jobs.sqlite3")
+        try:
+            return (await store.get(job_id)).status.value
+        finally:
+            await store.close()
+
+    return asyncio.run(read())

@@ -34,6 +34,8 @@ SEED = 7
 MAX_EXAMPLES = 50  # per operation in the fuzzing phase; the coverage phase adds its own boundary cases
 TIME_LIMIT_S = 120
 MAX_STEPS = 3  # optimizer steps of a relaxation the fuzzer sends
+TIMEOUT_S = 60  # a valid deadline the fuzzer sends becomes this: 504 is the right answer to a deadline that
+                # passed, but every 5xx counts as a finding (test_online_batching tests the deadline itself)
 
 HOOKS = f'''
 import schemathesis
@@ -42,6 +44,10 @@ import schemathesis
 @schemathesis.hook
 def before_call(context, case, kwargs):
     """A relaxation runs at most {MAX_STEPS} steps; an invalid max_steps (a negative case) stays as it is."""
+    if case.operation.path in ("/v1/infer", "/v1/generate") and isinstance(case.body, dict):
+        timeout = case.body.get("timeout_s")
+        if type(timeout) in (int, float) and 0 < timeout <= 86400:
+            case.body["timeout_s"] = {TIMEOUT_S}
     if case.operation.path == "/v1/infer" and isinstance(case.body, dict):
         steps = case.body.get("max_steps")
         if steps is None or (type(steps) is int and steps > {MAX_STEPS}):
