@@ -11,6 +11,7 @@ from typing import AsyncIterator
 from fastapi import FastAPI
 
 import matserve
+from gateway.admission import Bound
 from gateway.errors import install_error_handlers
 from gateway.limits import GpuMemory, MemoryProbe, ProcessTreeMemory, estimate_limits
 from gateway.metrics import Metrics, MetricsMiddleware
@@ -88,7 +89,8 @@ def job_runner(
         return await triton.property(property_models[model], system_from_json(structure))
 
     replica = settings.replica_id or f"{socket.gethostname()}:{settings.port}"
-    return JobRunner(store, run_model, replica, workers=settings.job_workers, ttl_s=settings.job_ttl_s)
+    return JobRunner(store, run_model, replica, workers=settings.job_workers, ttl_s=settings.job_ttl_s,
+                     max_jobs=settings.queue_jobs)
 
 
 def create_app(
@@ -104,7 +106,8 @@ def create_app(
         client = triton or TritonClient(triton_url)
         store = job_store(settings)
         runner = job_runner(settings, client, property_models, store)
-        services = Services(settings, state, metrics, client, property_models, runner)
+        sequences = Bound("generation", "sequences", settings.queue_sequences)
+        services = Services(settings, state, metrics, client, property_models, runner, sequences)
         app.state.services = services
         startup = asyncio.create_task(prepare(services, memory_probe(settings, triton_pid)), name="prepare")
         startup.add_done_callback(log_failure)

@@ -32,7 +32,7 @@ ERROR_DESCRIPTIONS = {
     413: "Request body larger than the service's limit (MATSERVE_MAX_BODY_BYTES)",
     422: "Invalid values; `detail` locates each one",
     500: "Unexpected error (logged on the server; no details in the body)",
-    503: "Not ready, draining, or backend unavailable; retry after `Retry-After` seconds",
+    503: "Not ready, draining, backend unavailable, or a queue full; retry after `Retry-After` seconds",
     504: "The request's `timeout_s` passed first; its work was cancelled",
 }
 

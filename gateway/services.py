@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from gateway.admission import Bound
 from gateway.jobs.runner import JobRunner
 from gateway.property_models import PropertyModel
 from gateway.relax_queue import RelaxationQueue
@@ -24,6 +25,7 @@ class Services:
     triton: TritonClient
     property_models: dict[str, PropertyModel]
     jobs: JobRunner
+    sequences: Bound  # generation sequences waiting or running
     relax_queue: RelaxationQueue | None = None  # exists once the atom budget is known
 
     async def ready_models(self) -> list[str]:

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     cell_filter: Literal["unit", "frechet"] = Field("unit", description="cell filter when cellopt is on")
     queue_atoms: int = Field(0, ge=0, description="relaxation atoms waiting or running before new requests get 503; "
                                                   "0: 4 x the atom budget")
+    queue_sequences: int = Field(512, ge=1, description="generation sequences waiting or running before new "
+                                                        "requests get 503")
+    queue_jobs: int = Field(10000, ge=1, description="prediction jobs queued or running on this gateway before new "
+                                                     "submissions get 503")
 
     # Generator (CrystaLLM-format ckpt.pt files; small without one is the embedded model, medium and
     # large without one are unavailable)

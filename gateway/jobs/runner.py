@@ -16,6 +16,7 @@ import logging
 import time
 from typing import Any, Awaitable, Callable
 
+from gateway.admission import Bound
 from gateway.jobs.store import UNFINISHED, Job, JobStatus, JobStore
 
 log = logging.getLogger("matserve.jobs")
@@ -36,6 +37,7 @@ class JobRunner:
         ttl_s: float = 86400.0,
         sweep_s: float = 5.0,
         orphan_after_s: float = 30.0,
+        max_jobs: int = 10000,
     ):
         self.store = store
         self.run_model = run_model
@@ -46,6 +48,7 @@ class JobRunner:
         self.orphan_after_s = orphan_after_s
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._known: set[str] = set()  # queued or running here
+        self.jobs = Bound("prediction", "jobs", max_jobs)  # the same, counted for admission
         self._tasks: list[asyncio.Task] = []
 
     @property
@@ -63,14 +66,23 @@ class JobRunner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def submit(self, model: str, structure: dict[str, Any]) -> Job:
+        """Store and queue a new job; QueueFull when this replica already holds ``max_jobs``."""
+        self.jobs.take(1)
         job = Job(id=Job.new_id(), model=model, structure=structure, owner=self.replica_id)
-        await self.store.add(job)
-        self._enqueue(job.id)
+        try:
+            await self.store.add(job)
+        except BaseException:
+            self.jobs.give_back(1, finished=False)
+            raise
+        self._enqueue(job.id, held=True)
         return job
 
-    def _enqueue(self, job_id: str) -> None:
+    def _enqueue(self, job_id: str, held: bool = False) -> None:
+        """Queue a job (adopted ones too: past the bound, since they were accepted once)."""
         if job_id not in self._known:
             self._known.add(job_id)
+            if not held:
+                self.jobs.take(1, check=False)
             self._queue.put_nowait(job_id)
 
     async def sweep(self) -> None:
@@ -106,6 +118,7 @@ class JobRunner:
                 await asyncio.sleep(1.0)
             finally:
                 self._known.discard(job_id)
+                self.jobs.give_back(1)
 
     async def _run(self, job_id: str) -> None:
         job = await self.store.get(job_id)

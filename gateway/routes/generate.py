@@ -20,7 +20,8 @@ from pymatgen.core import Composition, Element, Structure
 from gateway.auth import require_api_key
 from gateway.deadline import MAX_TIMEOUT_S, DeadlinePassed
 from gateway.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected, unless_disconnected
-from gateway.errors import BadRequest, GatewayTimeout, NotReady
+from gateway.admission import QueueFull
+from gateway.errors import BadRequest, GatewayTimeout, NotReady, Saturated
 from gateway.openapi import error_responses
 from gateway.services import Services, get_services
 from gateway.triton_client import TritonRejected, TritonUnavailable
@@ -143,8 +144,14 @@ async def generate(body: GenerateRequest, request: Request,
         prompts += [prompt] * body.n
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
     try:
+        services.sequences.take(len(prompts))
+    except QueueFull as error:
+        raise Saturated(str(error), error.retry_after_s) from error
+    finished = False
+    try:
         sampling = asyncio.wait_for(services.triton.generate(body.model, prompts, seed), body.timeout_s)
         completed = await unless_disconnected(request, sampling)
+        finished = True
     except ClientDisconnected:  # its sequences left the batch
         return Response(status_code=CLIENT_CLOSED_REQUEST)
     except TimeoutError as error:
@@ -153,6 +160,8 @@ async def generate(body: GenerateRequest, request: Request,
         raise BadRequest(str(error)) from error
     except TritonUnavailable as error:
         raise NotReady("backend unavailable: the generator is not answering; retry later") from error
+    finally:
+        services.sequences.give_back(len(prompts), finished)
     candidates = []
     for prompt_input, (text, finish_reason) in zip(inputs, completed):
         candidate = await asyncio.to_thread(_candidate, prompt_input, text, finish_reason)

@@ -14,7 +14,8 @@ from gateway.deadline import DeadlinePassed, before, deadline_after
 from gateway.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected, unless_disconnected
 from gateway.errors import GatewayTimeout, InvalidInput, NotReady, Saturated
 from gateway.openapi import error_responses
-from gateway.relax_queue import Admission, QueueFull
+from gateway.admission import QueueFull
+from gateway.relax_queue import Admission
 from gateway.schemas import AtomicData, InferRequest, InferResponse, OptimizationResult
 from gateway.services import Services, get_services
 from gateway.triton_client import TritonRejected, TritonUnavailable

@@ -13,7 +13,8 @@ import asyncio
 from fastapi import APIRouter, Depends, Request
 
 from gateway.auth import require_api_key
-from gateway.errors import InvalidInput, NotFound, NotReady
+from gateway.admission import QueueFull
+from gateway.errors import InvalidInput, NotFound, NotReady, Saturated
 from gateway.jobs.store import JobStatus
 from gateway.openapi import STRUCTURE_FILE_BODY, error_responses
 from gateway.property_models import PropertyModel
@@ -68,12 +69,15 @@ async def read_structure(request: Request, services: Services, model: PropertyMo
 
 @router.post("/v1/{model}/prediction", dependencies=[Depends(require_api_key)],
              summary="Submit an asynchronous property prediction (AFLOW-ML)", openapi_extra=STRUCTURE_FILE_BODY,
-             responses=error_responses(400, 401, 404, 422, s400=FILE_400, s404="Unknown model",
+             responses=error_responses(400, 401, 404, 422, 503, s400=FILE_400, s404="Unknown model",
                                        s422=FILE_422))
 async def submit(model: str, request: Request, services: Services = Depends(get_services)) -> dict:
     property_model = model_or_404(model, services)
     system = await read_structure(request, services, property_model)
-    job = await services.jobs.submit(property_model.name, system_to_json(system))
+    try:
+        job = await services.jobs.submit(property_model.name, system_to_json(system))
+    except QueueFull as error:
+        raise Saturated(str(error), error.retry_after_s) from error
     return {"id": job.id, "model": property_model.name, "results_endpoint": f"/prediction/result/{job.id}"}
 
 

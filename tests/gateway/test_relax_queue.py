@@ -5,7 +5,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from gateway.relax_queue import RETRY_AFTER_UNKNOWN_S, QueueFull, RelaxationQueue, Throughput
+from gateway.admission import RETRY_AFTER_UNKNOWN_S, QueueFull, Throughput
+from gateway.relax_queue import RelaxationQueue
 from matserve.relax import RelaxOptions, RelaxResult
 from matserve.structures import System
 
@@ -73,7 +74,7 @@ def test_retry_after_is_the_excess_over_the_recent_throughput():
     now = [0.0]
     throughput = Throughput(window_s=60, clock=lambda: now[0])
     queue = RelaxationQueue(finishing_in_reverse, batch_size=10, max_atoms=100)
-    queue.throughput = throughput
+    queue.atoms.throughput = throughput
     for _ in range(11):  # 10 atoms a second
         throughput.add(1)
         now[0] += 0.1
