@@ -43,3 +43,32 @@ def answer(pb_utils: Any, request: Any, run: Callable[[dict[str, np.ndarray]], d
     except user_errors as error:
         return invalid_input(pb_utils, error)
     return tensors(pb_utils, outputs, output_names)
+
+
+class Replies:
+    """The responses of one request to a decoupled model, sent from its scheduler's thread: one per
+    part as it ends (the last with FINAL), or one error, or (cancelled) only the FINAL flag, which
+    Triton waits for before it lets the request go."""
+
+    def __init__(self, pb_utils: Any, sender: Any, model: str):
+        self.pb_utils, self.sender, self.model = pb_utils, sender, model
+        self.final = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+
+    def is_cancelled(self) -> bool:
+        return self.sender.is_cancelled()
+
+    def send(self, outputs: dict[str, np.ndarray], output_names: tuple[str, ...], last: bool) -> None:
+        self.sender.send(tensors(self.pb_utils, outputs, output_names), flags=self.final if last else 0)
+
+    def refuse(self, error: Exception) -> None:
+        self.sender.send(invalid_input(self.pb_utils, error), flags=self.final)
+
+    def fail(self, error: Exception) -> None:
+        """An unexpected failure, named by its type only (the details are in the model's log)."""
+        message = f"{self.model} failed: {type(error).__name__}"
+        response = self.pb_utils.InferenceResponse(error=self.pb_utils.TritonError(message,
+                                                                                   self.pb_utils.TritonError.INTERNAL))
+        self.sender.send(response, flags=self.final)
+
+    def close(self) -> None:
+        self.sender.send(flags=self.final)

@@ -1,6 +1,7 @@
 """A model process (Triton's Python-backend stub) killed mid-work: the requests in flight get 503
 at once (not a hang), readiness turns 503, ``matserve serve`` exits non-zero for the orchestrator
-to restart it, and a prediction job in flight runs again after the restart instead of being lost."""
+to restart it, and a prediction job in flight runs again after the restart instead of being lost.
+Then Triton itself killed: not ready, and an exit non-zero (two service starts for all of it)."""
 
 import asyncio
 import os
@@ -93,6 +94,16 @@ def test_dead_model_processes_fail_the_work_in_flight_and_a_prediction_job_survi
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert body["status"] == "SUCCESS" and "ml_Cv" in body
+
+        # Then tritonserver itself dies: not ready at once, and an exit non-zero within seconds.
+        os.kill(restarted.triton_pid(), signal.SIGKILL)
+        killed_at = time.monotonic()
+        try:
+            assert restarted.get("/v1/health/ready", timeout=5).status_code == 503
+        except httpx.TransportError:
+            pass  # already gone: that is also not ready
+        assert restarted.process.wait(timeout=15) != 0
+        assert time.monotonic() - killed_at < 10
     finally:
         for running in (service, restarted):
             if running is not None:

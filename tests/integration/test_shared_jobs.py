@@ -13,7 +13,7 @@ from tests.integration.conftest import start_service, stop, wait_until_ready
 
 pytestmark = pytest.mark.integration
 
-SLOW_POSCAR = NACL_POSCAR  # with a 16 Å supercell the phonons take several seconds
+SLOW_POSCAR = NACL_POSCAR  # with a 12 Å supercell the phonons take several seconds
 
 
 def replica(tmp_path, name, redis_url, **env):
@@ -45,7 +45,7 @@ async def submit_many(url, count):
 def test_replicas_share_jobs_and_a_killed_replica_finishes_its_job_after_restart(tmp_path, redis_url):
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-    slow = {"MATSERVE_PHONON_SUPERCELL_MIN_LENGTH": "16"}
+    slow = {"MATSERVE_PHONON_SUPERCELL_MIN_LENGTH": "12"}
     first = replica(tmp_path, "a", redis_url, **slow)
     second = replica(tmp_path, "b", redis_url)
     restarted = None

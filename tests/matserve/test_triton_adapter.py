@@ -4,12 +4,15 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from matserve.triton_adapter import INVALID_PREFIX, answer
+from matserve.triton_adapter import INVALID_PREFIX, Replies, answer
 
 
 class FakePbUtils:
+    TRITONSERVER_RESPONSE_COMPLETE_FINAL = 1
+
     class TritonError:
         INVALID_ARG = "INVALID_ARG"
+        INTERNAL = "INTERNAL"
 
         def __init__(self, message, code):
             self.message, self.code = message, code
@@ -47,3 +50,30 @@ def test_a_user_error_is_invalid_arg_with_its_message():
     response = answer(FakePbUtils, {}, run, ("A",), ("OUT",), (ValueError,))
     assert response.error.code == "INVALID_ARG"
     assert response.error.message == INVALID_PREFIX + "atom 3 has no neighbour within 8 Å"  # the gateway strips it
+
+
+class FakeSender:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, response=None, flags=0):
+        self.sent.append((response, flags))
+
+    def is_cancelled(self):
+        return False
+
+
+def test_replies_send_each_part_with_final_on_the_last_and_name_only_the_error_type():
+    sender = FakeSender()
+    replies = Replies(FakePbUtils, sender, "force field")
+    replies.send({"A": np.zeros(1), "B": np.ones(1)}, ("B",), last=False)
+    replies.send({"B": np.ones(1)}, ("B",), last=True)
+    assert [flags for _, flags in sender.sent] == [0, 1]
+    assert [name for name, _ in sender.sent[0][0].tensors] == ["B"]
+    replies.fail(RuntimeError("CUDA out of memory at /secret/path"))
+    replies.refuse(ValueError("atom 2 is alone"))
+    replies.close()
+    (failed, f1), (refused, f2), (closed, f3) = sender.sent[2:]
+    assert (failed.error.code, failed.error.message) == ("INTERNAL", "force field failed: RuntimeError")
+    assert (refused.error.code, refused.error.message) == ("INVALID_ARG", INVALID_PREFIX + "atom 2 is alone")
+    assert closed is None and (f1, f2, f3) == (1, 1, 1)

@@ -15,9 +15,7 @@ from matserve.logs import configure_logging
 from matserve.relax_scheduler import RelaxJob, RelaxScheduler
 from matserve.settings import Settings
 from matserve.torch_setup import configure_torch
-from matserve.triton_adapter import invalid_input, read_inputs, tensors
-
-FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+from matserve.triton_adapter import Replies, read_inputs
 
 
 class TritonPythonModel:
@@ -34,15 +32,14 @@ class TritonPythonModel:
 
     def execute(self, requests):
         for request in requests:
-            sender = request.get_response_sender()
+            replies = Replies(pb_utils, request.get_response_sender(), "force field")
             try:
                 systems, options, budget = self.model.parse(read_inputs(pb_utils, request, REQUIRED_INPUTS + OPTIONAL_INPUTS))
             except InvalidBatchError as error:
-                sender.send(invalid_input(pb_utils, error), flags=FINAL)
+                replies.refuse(error)
                 continue
-            self.scheduler.submit(RelaxJob(systems, options, on_result=_result_sender(sender),
-                                           on_error=_error_sender(sender), is_cancelled=sender.is_cancelled,
-                                           on_cancelled=_closer(sender),
+            self.scheduler.submit(RelaxJob(systems, options, on_result=_result_sender(replies), on_error=replies.fail,
+                                           is_cancelled=replies.is_cancelled, on_cancelled=replies.close,
                                            atom_budget=budget))
         return None
 
@@ -50,21 +47,7 @@ class TritonPythonModel:
         self.scheduler.stop()
 
 
-def _result_sender(sender):
+def _result_sender(replies):
     def send(index, result, last):
-        sender.send(tensors(pb_utils, structure_outputs(index, result), STRUCTURE_OUTPUTS), flags=FINAL if last else 0)
-    return send
-
-
-def _closer(sender):
-    def close():  # a cancelled request still needs its FINAL flag, or Triton waits for it at shutdown
-        sender.send(flags=FINAL)
-    return close
-
-
-def _error_sender(sender):
-    def send(error):
-        message = f"force field failed: {type(error).__name__}"
-        sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(message, pb_utils.TritonError.INTERNAL)),
-                    flags=FINAL)
+        replies.send(structure_outputs(index, result), STRUCTURE_OUTPUTS, last)
     return send

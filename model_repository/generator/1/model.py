@@ -16,9 +16,9 @@ from matserve.generator.service import Completion, GeneratorService, configured_
 from matserve.logs import configure_logging
 from matserve.settings import Settings
 from matserve.torch_setup import configure_torch
-from matserve.triton_adapter import invalid_input
+from matserve.triton_adapter import Replies
 
-FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+OUTPUTS = ("INDEX", "TEXT", "FINISH")
 
 
 def _values(request, name):
@@ -50,36 +50,21 @@ class TritonPythonModel:
 
     def execute(self, requests):
         for request in requests:
-            sender = request.get_response_sender()
+            replies = Replies(pb_utils, request.get_response_sender(), "generator")
             try:  # an unconfigured model, no prompts, a prompt longer than the model's context
-                self.service.submit(_completion(request), on_text=_text_sender(sender), on_error=_error_sender(sender),
-                                    is_cancelled=sender.is_cancelled, on_cancelled=_closer(sender))
+                self.service.submit(_completion(request), on_text=_text_sender(replies), on_error=replies.fail,
+                                    is_cancelled=replies.is_cancelled, on_cancelled=replies.close)
             except ValueError as error:
-                sender.send(invalid_input(pb_utils, error), flags=FINAL)
+                replies.refuse(error)
         return None
 
     def finalize(self):
         self.service.stop()
 
 
-def _text_sender(sender):
+def _text_sender(replies):
     def send(index, text, finish_reason, last):
-        outputs = [pb_utils.Tensor("INDEX", np.array([index], dtype=np.int32)),
-                   pb_utils.Tensor("TEXT", np.array([text.encode()], dtype=object)),
-                   pb_utils.Tensor("FINISH", np.array([finish_reason.encode()], dtype=object))]
-        sender.send(pb_utils.InferenceResponse(outputs), flags=FINAL if last else 0)
-    return send
-
-
-def _closer(sender):
-    def close():  # no response: the caller went away, but Triton holds the request until FINAL
-        sender.send(flags=FINAL)
-    return close
-
-
-def _error_sender(sender):
-    def send(error):
-        message = f"generator failed: {type(error).__name__}"
-        sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(message, pb_utils.TritonError.INTERNAL)),
-                    flags=FINAL)
+        outputs = {"INDEX": np.array([index], dtype=np.int32), "TEXT": np.array([text.encode()], dtype=object),
+                   "FINISH": np.array([finish_reason.encode()], dtype=object)}
+        replies.send(outputs, OUTPUTS, last)
     return send
