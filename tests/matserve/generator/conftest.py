@@ -39,3 +39,18 @@ def crystallm_cifs(mp_structures) -> dict[str, str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return {name: to_crystallm_cif(structure) for name, structure in mp_structures.items()}
+
+
+@pytest.fixture(scope="module")
+def model():
+    """The sampler and scheduler tests' small random GPT (test_model.py has a model of its own)."""
+    from tests.matserve.generator.random_models import small_random_gpt
+
+    return small_random_gpt()
+
+
+@pytest.fixture(scope="module")
+def chatty_model():
+    from tests.matserve.generator.random_models import chatty_random_gpt
+
+    return chatty_random_gpt()

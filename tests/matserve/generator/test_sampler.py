@@ -2,13 +2,12 @@ import pytest
 import torch
 
 from matserve.generator.checkpoint import config_from_model_args
-from matserve.generator.model import GPT, LARGE, SMALL, GPTConfig
+from matserve.generator.model import LARGE, SMALL
 from matserve.generator import sampler
 from matserve.generator.sampler import (SamplingParams, SamplingRequest, generate, generate_many, generate_reference,
                                          kv_cache_bytes_per_row)
 from matserve.generator.service import EMBEDDED_SMALL
 from matserve.generator.tokenizer import Tokenizer
-from tests.matserve.generator.random_models import scrambled
 
 tokenizer = Tokenizer()
 
@@ -20,19 +19,6 @@ PROMPTS = [tokenizer.encode(text) for text in [
     "data_Fe4O6\n_symmetry_space_group_name_H-M R-3c\n_cell_length_a 5",
     "data_",
 ]]
-
-
-@pytest.fixture(scope="module")
-def model() -> GPT:
-    torch.manual_seed(0)
-    return scrambled(GPT(GPTConfig(n_layer=2, n_head=4, n_embd=64, block_size=128)))
-
-
-@pytest.fixture(scope="module")
-def chatty_model() -> GPT:
-    """Four tokens only, so two newlines (token 0) in a row come soon and rows stop at different times."""
-    torch.manual_seed(1)
-    return scrambled(GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=96, vocab_size=4)))
 
 
 def assert_matches_reference(model, prompts, params, stop_id=142):

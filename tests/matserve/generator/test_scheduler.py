@@ -6,36 +6,20 @@ import threading
 import time
 
 import pytest
-import torch
 
 from matserve.generator.checkpoint import load_checkpoint
-from matserve.generator.model import GPT, GPTConfig
 from matserve.generator.prompt import build_prompt
 from matserve.generator.sampler import (DecodingBatch, SamplingParams, SamplingRequest, generate, generate_reference,
                                         kv_cache_bytes_per_row, request_rows)
 from matserve.generator.scheduler import GenerationJob, GenerationScheduler
 from matserve.generator.service import EMBEDDED_SMALL
 from matserve.generator.tokenizer import Tokenizer
-from tests.matserve.generator.random_models import scrambled
 
 tokenizer = Tokenizer()
 STOP = 142  # a token the random models rarely write twice in a row: rows run to their cap
 LONG = tokenizer.encode("data_Ba4Te4\nloop_\n_atom_type_symbol\n")  # 11 tokens
 SHORT = tokenizer.encode("data_")
 MEDIUM = tokenizer.encode("data_Na4Cl4\n")
-
-
-@pytest.fixture(scope="module")
-def model() -> GPT:
-    torch.manual_seed(0)
-    return scrambled(GPT(GPTConfig(n_layer=2, n_head=4, n_embd=64, block_size=128)))
-
-
-@pytest.fixture(scope="module")
-def chatty_model() -> GPT:
-    """Four tokens only, so two newlines (token 0) in a row come soon and rows stop at different times."""
-    torch.manual_seed(1)
-    return scrambled(GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=96, vocab_size=4)))
 
 
 def rows(prompts, params, start=0.0):
