@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from matserve.generator.checkpoint import load_checkpoint
-from matserve.generator.evaluate import split_prompts
+from training.generator.evaluate import split_prompts
 from matserve.generator.model import GPT
 from matserve.generator.prompt import build_prompt
 from matserve.generator.sampler import Generation, SamplingParams, SamplingRequest, generate_many, generate_reference

@@ -30,7 +30,7 @@ from pymatgen.core import Structure
 from matserve.forcefields import load_forcefield
 from matserve.properties.phonons import GAS_CONSTANT, vibrational_properties
 from matserve.structures import System
-from matserve.shared_data import SHARED_DATA
+from training.shared_data import SHARED_DATA
 
 DATA = SHARED_DATA / "matcalc" / "alexandria-binary-pbe-phonon-2025.1.json.gz"
 

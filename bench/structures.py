@@ -12,7 +12,7 @@ from ase import Atoms
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from matserve.shared_data import MP_STRUCTURES
+from training.shared_data import MP_STRUCTURES
 
 
 def mp_crystals(count: int, min_atoms: int = 1, max_atoms: int = 32, max_z: int = 83, seed: int = 0) -> list[Atoms]:

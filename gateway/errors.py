@@ -16,6 +16,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.admission import QueueFull
+from gateway.triton_client import TritonRejected, TritonUnavailable
+from matserve.contract import InvalidInput
+
 log = logging.getLogger("matserve.gateway")
 
 
@@ -50,7 +54,7 @@ class PayloadTooLarge(APIError):
     error_type = "payload_too_large"
 
 
-class InvalidInput(APIError):
+class Unprocessable(APIError):
     status_code = 422
     error_type = "value_error"
 
@@ -130,8 +134,7 @@ async def handle_validation_error(request: Request, error: RequestValidationErro
     detail = _clean_detail(list(error.errors()))
     if any(d["type"] == "json_invalid" for d in detail):
         return JSONResponse(envelope("malformed JSON body", detail), status_code=400)
-    status = 400 if request.url.path.startswith(STATUS_400_PREFIXES) else 422
-    return JSONResponse(envelope(_summary(detail), detail), status_code=status)
+    return JSONResponse(envelope(_summary(detail), detail), status_code=_invalid_status(request))
 
 
 async def handle_http_exception(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -148,8 +151,46 @@ async def handle_unexpected(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(envelope("internal server error", detail), status_code=500)
 
 
+def _invalid_status(request: Request) -> int:
+    return 400 if request.url.path.startswith(STATUS_400_PREFIXES) else 422
+
+
+async def handle_invalid_input(request: Request, error: InvalidInput) -> JSONResponse:
+    """A model's refusal of a request's input, raised in the gateway (the contract's checks)."""
+    loc = ["body", error.field] if error.field else []
+    detail = [{"loc": loc, "msg": str(error), "type": "value_error"}]
+    return JSONResponse(envelope(str(error), detail), status_code=_invalid_status(request))
+
+
+async def handle_triton_rejected(request: Request, error: TritonRejected) -> JSONResponse:
+    """A model's refusal of a request's input, answered by Triton (its InvalidInput, passed on)."""
+    detail = [{"loc": [], "msg": str(error), "type": "value_error"}]
+    return JSONResponse(envelope(str(error), detail), status_code=_invalid_status(request))
+
+
+def backend_title(triton_model: str) -> str:
+    """How a message names a Triton model: the force field, the generator, the alignn model."""
+    return {"forcefield": "the force field", "generator": "the generator"}.get(triton_model,
+                                                                               f"the {triton_model} model")
+
+
+async def handle_triton_unavailable(request: Request, error: TritonUnavailable) -> JSONResponse:
+    failure = NotReady(f"backend unavailable: {backend_title(error.model)} is not answering; retry later")
+    log.warning("%s %s: 503 (%s)", request.method, request.url.path, error)  # the body says it in user terms
+    return await handle_api_error(request, failure)
+
+
+async def handle_queue_full(request: Request, error: QueueFull) -> JSONResponse:
+    return await handle_api_error(request, Saturated(str(error), error.retry_after_s))
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """Every handler, registered once: routes raise the condition and never translate it themselves."""
     app.add_exception_handler(APIError, handle_api_error)
+    app.add_exception_handler(InvalidInput, handle_invalid_input)
+    app.add_exception_handler(TritonRejected, handle_triton_rejected)
+    app.add_exception_handler(TritonUnavailable, handle_triton_unavailable)
+    app.add_exception_handler(QueueFull, handle_queue_full)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     app.add_exception_handler(Exception, handle_unexpected)

@@ -13,7 +13,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from matserve.contract import element_problem
 from matserve.forcefields import supported_numbers as forcefield_numbers
+from matserve.forcefields.registry import forcefield_label
 
 REGISTRY_FILE = Path(__file__).with_name("property_models.json")
 FORCEFIELD_ELEMENTS = "forcefield"
@@ -31,12 +33,10 @@ class PropertyModel:
     def element_problem(self, numbers: list[int], forcefield: str) -> str | None:
         """Why this model cannot take a structure of these atomic numbers, naming the model (None: it can)."""
         if self.elements == FORCEFIELD_ELEMENTS:
-            missing = sorted(set(numbers) - forcefield_numbers(forcefield))
-            return (f"{self.name} computes with the force field {forcefield!r}, which does not support atomic "
-                    f"numbers {missing}") if missing else None
+            label = f"{self.name} computes with the {forcefield_label(forcefield)}, which"
+            return element_problem(label, numbers, forcefield_numbers(forcefield))
         module, function = self.elements.split(":")
-        missing = sorted(set(numbers) - set(getattr(importlib.import_module(module), function)()))
-        return f"{self.name} does not support atomic numbers {missing}" if missing else None
+        return element_problem(self.name, numbers, set(getattr(importlib.import_module(module), function)()))
 
 
 def load_registry(path: Path = REGISTRY_FILE) -> dict[str, PropertyModel]:

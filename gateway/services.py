@@ -13,7 +13,9 @@ from gateway.relax_queue import RelaxationQueue
 from gateway.metrics import Metrics
 from gateway.state import ServiceState
 from gateway.triton_client import TritonClient
+from matserve.contract import element_problem
 from matserve.forcefields import supported_numbers
+from matserve.forcefields.registry import forcefield_label
 from matserve.settings import Settings
 
 
@@ -48,11 +50,8 @@ class Services:
     def element_problem(self, numbers: list[int]) -> str | None:
         """Why the served force field cannot relax these atomic numbers (None: it can); property
         models check their own elements (``PropertyModel.element_problem``)."""
-        settings = self.settings
-        missing = sorted(set(numbers) - supported_numbers(settings.forcefield))
-        if missing:
-            return f"force field {settings.forcefield!r} does not support atomic numbers {missing}"
-        return None
+        name = self.settings.forcefield
+        return element_problem(forcefield_label(name), numbers, supported_numbers(name))
 
 
 def get_services(request: Request) -> Services:

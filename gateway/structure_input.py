@@ -7,7 +7,7 @@ import json
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from gateway.errors import BadRequest, InvalidInput
+from gateway.errors import BadRequest, Unprocessable
 from matserve.structures import StructureParseError, System, parse_structure_text
 
 
@@ -17,7 +17,7 @@ async def structure_text(request: Request) -> str:
         form = await request.form()
         value = form.get("file")
         if value is None:
-            raise InvalidInput("form field 'file' is missing", [{"loc": ["body", "file"], "msg": "field required",
+            raise Unprocessable("form field 'file' is missing", [{"loc": ["body", "file"], "msg": "field required",
                                                                  "type": "missing"}])
         if isinstance(value, UploadFile):
             return _decode(await value.read())
@@ -30,7 +30,7 @@ async def structure_text(request: Request) -> str:
             raise BadRequest("malformed JSON body",
                              [{"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}]) from None
         if not isinstance(data, dict) or not isinstance(data.get("file"), str):
-            raise InvalidInput("JSON body needs a string field 'file'",
+            raise Unprocessable("JSON body needs a string field 'file'",
                                [{"loc": ["body", "file"], "msg": "field required", "type": "missing"}])
         return data["file"]
     return _decode(body)
@@ -47,7 +47,7 @@ def parse_or_422(text: str) -> System:
     try:
         system = parse_structure_text(text)
     except StructureParseError as error:
-        raise InvalidInput(str(error), [{"loc": ["body", "file"], "msg": str(error), "type": "value_error"}]) from None
+        raise Unprocessable(str(error), [{"loc": ["body", "file"], "msg": str(error), "type": "value_error"}]) from None
     return system
 
 

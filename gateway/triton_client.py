@@ -13,9 +13,10 @@ from typing import TypeVar
 import grpc
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
-from tritonclient.utils import InferenceServerException
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from gateway.property_models import PropertyModel
+from matserve.contract import encode_structures
 from matserve.forcefield_model import STRUCTURE_OUTPUTS
 from matserve.triton_adapter import INVALID_PREFIX
 from matserve.relax import RelaxOptions, RelaxResult
@@ -27,38 +28,44 @@ T = TypeVar("T")
 
 
 class TritonUnavailable(Exception):
-    """Triton did not answer: not started, dead, or a model not loaded."""
+    """Triton did not answer ``model``: not started, dead, or the model not loaded (answered 503)."""
+
+    def __init__(self, model: str, reason: str):
+        super().__init__(f"{model}: {reason}")
+        self.model = model
 
 
 class TritonRejected(ValueError):
-    """Triton answered that the inputs are invalid (a user error)."""
+    """``model`` refused the inputs as invalid, a user error (answered 422; 400 on /v1/generate)."""
+
+    def __init__(self, model: str, message: str):
+        super().__init__(message)
+        self.model = model
 
 
-def _input(name: str, array: np.ndarray, datatype: str) -> grpcclient.InferInput:
-    tensor = grpcclient.InferInput(name, list(array.shape), datatype)
-    tensor.set_data_from_numpy(array)
-    return tensor
+def triton_inputs(arrays: dict[str, np.ndarray]) -> list[grpcclient.InferInput]:
+    """Named numpy arrays as Triton inputs, each of the Triton type of its dtype."""
+    tensors = []
+    for name, array in arrays.items():
+        tensor = grpcclient.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+        tensor.set_data_from_numpy(array)
+        tensors.append(tensor)
+    return tensors
 
 
 def forcefield_inputs(
     systems: list[System], options: list[RelaxOptions], atom_budget: int = 0
 ) -> list[grpcclient.InferInput]:
-    masks = [s.active_mask if s.active_mask is not None else np.ones(s.n_atoms, bool) for s in systems]
-    return [
-        _input("POSITIONS", np.concatenate([s.positions for s in systems]).astype(np.float64), "FP64"),
-        _input("NUMBERS", np.concatenate([s.numbers for s in systems]).astype(np.int32), "INT32"),
-        _input("CELLS", np.stack([s.cell for s in systems]).astype(np.float64), "FP64"),
-        _input("PBC", np.stack([s.pbc for s in systems]).astype(bool), "BOOL"),
-        _input("N_ATOMS", np.array([s.n_atoms for s in systems], dtype=np.int32), "INT32"),
-        _input("ACTIVE_MASK", np.concatenate(masks).astype(bool), "BOOL"),
-        _input("FMAX", np.array([o.fmax for o in options], dtype=np.float64), "FP64"),
-        _input("PRESSURE_TOL", np.array([o.pressure_tol_kbar for o in options], dtype=np.float64), "FP64"),
-        _input("CELLOPT", np.array([o.cellopt for o in options], dtype=bool), "BOOL"),
-        _input("MAX_STEPS", np.array([o.max_steps for o in options], dtype=np.int32), "INT32"),
-        _input("OPTIMIZER", np.array([o.optimizer.encode() for o in options], dtype=object), "BYTES"),
-        _input("CELL_FILTER", np.array([o.cell_filter.encode() for o in options], dtype=object), "BYTES"),
-        _input("ATOM_BUDGET", np.array([atom_budget], dtype=np.int32), "INT32"),
-    ]
+    return triton_inputs({
+        **encode_structures(systems, active_mask=True),
+        "FMAX": np.array([o.fmax for o in options], dtype=np.float64),
+        "PRESSURE_TOL": np.array([o.pressure_tol_kbar for o in options], dtype=np.float64),
+        "CELLOPT": np.array([o.cellopt for o in options], dtype=bool),
+        "MAX_STEPS": np.array([o.max_steps for o in options], dtype=np.int32),
+        "OPTIMIZER": np.array([o.optimizer.encode() for o in options], dtype=object),
+        "CELL_FILTER": np.array([o.cell_filter.encode() for o in options], dtype=object),
+        "ATOM_BUDGET": np.array([atom_budget], dtype=np.int32),
+    })
 
 
 def forcefield_result(outputs: dict[str, np.ndarray], system: System) -> tuple[int, RelaxResult]:
@@ -77,10 +84,10 @@ def _triton_error(model: str, error: InferenceServerException) -> Exception:
     """A user error (INVALID_ARG) as TritonRejected, anything else as TritonUnavailable."""
     message = str(error.message())
     if INVALID_PREFIX in message:
-        return TritonRejected(message.split(INVALID_PREFIX, 1)[1])
+        return TritonRejected(model, message.split(INVALID_PREFIX, 1)[1])
     if "INVALID_ARGUMENT" in str(error.status()):
-        return TritonRejected(message)
-    return TritonUnavailable(f"{model}: {error.message()}")
+        return TritonRejected(model, message)
+    return TritonUnavailable(model, str(error.message()))
 
 
 class TritonClient:
@@ -98,7 +105,7 @@ class TritonClient:
     async def _unless_failed(self, model: str, pending: Awaitable[T]) -> T:
         """``pending``'s result, unless Triton fails first (a dead stub never answers a decoupled request)."""
         if self._failed.is_set():
-            raise TritonUnavailable(f"{model}: {self._failure}")
+            raise TritonUnavailable(model, self._failure)
         answer = asyncio.ensure_future(pending)
         failed = asyncio.ensure_future(self._failed.wait())
         try:
@@ -107,7 +114,7 @@ class TritonClient:
             failed.cancel()
         if not answer.done():
             answer.cancel()
-            raise TritonUnavailable(f"{model}: {self._failure}")
+            raise TritonUnavailable(model, self._failure)
         return answer.result()
 
     async def close(self) -> None:
@@ -150,9 +157,9 @@ class TritonClient:
                 try:
                     result, error = await self._unless_failed(model, responses.__anext__())
                 except StopAsyncIteration:
-                    raise TritonUnavailable(f"{model}: the stream ended after {received} of {expected} responses")
+                    raise TritonUnavailable(model, f"the stream ended after {received} of {expected} responses")
                 except (InferenceServerException, grpc.RpcError) as failure:
-                    raise TritonUnavailable(f"{model}: {failure}") from failure
+                    raise TritonUnavailable(model, str(failure)) from failure
                 if error is not None:
                     raise _triton_error(model, error)
                 yield {name: result.as_numpy(name) for name in outputs}
@@ -182,13 +189,13 @@ class TritonClient:
         """(prompt + completion, finish reason) for each prompt, in order. The decoupled generator
         model samples them in its running batch, with the prompts of concurrent requests, and
         answers each prompt (INDEX, TEXT, FINISH) as its CIF ends; a refusal is one error."""
-        inputs = [
-            _input("MODEL", np.array([model.encode()], dtype=object), "BYTES"),
-            _input("PROMPTS", np.array([p.encode() for p in prompts], dtype=object), "BYTES"),
-            _input("SEED", np.array([seed], dtype=np.int64), "INT64"),
-            _input("TEMPERATURE", np.array([temperature], dtype=np.float64), "FP64"),
-            _input("TOP_K", np.array([top_k], dtype=np.int32), "INT32"),
-        ]
+        inputs = triton_inputs({
+            "MODEL": np.array([model.encode()], dtype=object),
+            "PROMPTS": np.array([p.encode() for p in prompts], dtype=object),
+            "SEED": np.array([seed], dtype=np.int64),
+            "TEMPERATURE": np.array([temperature], dtype=np.float64),
+            "TOP_K": np.array([top_k], dtype=np.int32),
+        })
         completed: dict[int, tuple[str, str]] = {}
         async for outputs in self.stream("generator", inputs, ("INDEX", "TEXT", "FINISH"), max(len(prompts), 1)):
             completed[int(outputs["INDEX"][0])] = (outputs["TEXT"][0].decode(), outputs["FINISH"][0].decode())
@@ -196,22 +203,12 @@ class TritonClient:
 
     async def formation_energies(self, systems: list[System]) -> list[float]:
         """ALIGNN formation energy per atom (eV/atom) of each structure, packed into one call."""
-        inputs = [
-            _input("POSITIONS", np.concatenate([s.positions for s in systems]).astype(np.float64), "FP64"),
-            _input("NUMBERS", np.concatenate([s.numbers for s in systems]).astype(np.int32), "INT32"),
-            _input("CELLS", np.stack([s.cell for s in systems]).astype(np.float64), "FP64"),
-            _input("N_ATOMS", np.array([s.n_atoms for s in systems], dtype=np.int32), "INT32"),
-        ]
-        outputs = await self.infer(ALIGNN_MODEL, inputs, ("FORMATION_ENERGY",))
+        outputs = await self.infer(ALIGNN_MODEL, triton_inputs(encode_structures(systems)), ("FORMATION_ENERGY",))
         return [float(e) for e in outputs["FORMATION_ENERGY"].reshape(-1)]
 
     async def property(self, model: PropertyModel, system: System) -> tuple[str, dict[str, float | str]]:
         """(description, response fields) of one structure from a property model."""
-        inputs = [
-            _input("POSITIONS", system.positions.astype(np.float64), "FP64"),
-            _input("NUMBERS", system.numbers.astype(np.int32), "INT32"),
-            _input("CELL", system.cell.astype(np.float64), "FP64"),
-        ]
+        inputs = triton_inputs(encode_structures([system]))
         outputs = await self.infer(model.triton_model, inputs, (*model.outputs, "DESCRIPTION"))
         fields = {field: _scalar(outputs[name]) for name, field in model.outputs.items()}
         return str(_scalar(outputs["DESCRIPTION"])), fields

@@ -11,43 +11,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from matserve.contract import ACTIVE_MASK, STRUCTURE_ARRAYS, InvalidInput, decode_structures
 from matserve.forcefields import ForceField, load_forcefield
 from matserve.relax import CELL_FILTERS, OPTIMIZERS, RelaxOptions, RelaxResult, relax
 from matserve.structures import System
 
-REQUIRED_INPUTS = ("POSITIONS", "NUMBERS", "CELLS", "PBC", "N_ATOMS")
-OPTIONAL_INPUTS = ("ACTIVE_MASK", "FMAX", "PRESSURE_TOL", "CELLOPT", "MAX_STEPS", "OPTIMIZER", "CELL_FILTER",
-                   "ATOM_BUDGET")
+OPTIONAL_INPUTS = ("FMAX", "PRESSURE_TOL", "CELLOPT", "MAX_STEPS", "OPTIMIZER", "CELL_FILTER", "ATOM_BUDGET")
+INPUTS = (*STRUCTURE_ARRAYS, ACTIVE_MASK, *OPTIONAL_INPUTS)
 OUTPUTS = ("ENERGY", "FORCES", "STRESS", "POSITIONS_OUT", "CELLS_OUT", "CONVERGED", "NSTEPS")
 STRUCTURE_OUTPUTS = (*OUTPUTS, "INDEX")
-
-
-class InvalidBatchError(ValueError):
-    """The packed inputs are inconsistent or name elements the force field cannot handle."""
-
-
-def systems_from_inputs(inputs: dict[str, np.ndarray]) -> list[System]:
-    missing = [name for name in REQUIRED_INPUTS if name not in inputs]
-    if missing:
-        raise InvalidBatchError(f"missing inputs {missing}")
-    n_atoms = inputs["N_ATOMS"].astype(np.int64).reshape(-1)
-    positions = inputs["POSITIONS"].reshape(-1, 3)
-    numbers = inputs["NUMBERS"].reshape(-1)
-    cells = inputs["CELLS"].reshape(-1, 3, 3)
-    pbc = inputs["PBC"].reshape(-1, 3)
-    mask = inputs.get("ACTIVE_MASK")
-    if (n_atoms < 1).any() or n_atoms.sum() != len(positions) or len(numbers) != len(positions):
-        raise InvalidBatchError("N_ATOMS does not match POSITIONS and NUMBERS")
-    if len(cells) != len(n_atoms) or len(pbc) != len(n_atoms):
-        raise InvalidBatchError("CELLS and PBC need one entry per structure")
-    if mask is not None and mask.size != len(positions):
-        raise InvalidBatchError("ACTIVE_MASK needs one entry per atom")
-    bounds = np.cumsum(n_atoms)[:-1]
-    masks = np.split(mask.reshape(-1).astype(bool), bounds) if mask is not None else [None] * len(n_atoms)
-    return [
-        System(pos, num, cell, p, m)
-        for pos, num, cell, p, m in zip(np.split(positions, bounds), np.split(numbers, bounds), cells, pbc, masks)
-    ]
 
 
 def options_from_inputs(inputs: dict[str, np.ndarray], n_systems: int) -> list[RelaxOptions]:
@@ -68,10 +40,10 @@ def options_from_inputs(inputs: dict[str, np.ndarray], n_systems: int) -> list[R
     optimizer = per_system("OPTIMIZER", defaults.optimizer)
     cell_filter = per_system("CELL_FILTER", defaults.cell_filter)
     if any(len(v) != n_systems for v in (fmax, pressure_tol, cellopt, max_steps, optimizer, cell_filter)):
-        raise InvalidBatchError("relaxation inputs need one value, or one per structure")
+        raise InvalidInput("relaxation inputs need one value, or one per structure")
     unknown = sorted(set(optimizer) - set(OPTIMIZERS)) + sorted(set(cell_filter) - set(CELL_FILTERS))
     if unknown:
-        raise InvalidBatchError(f"unknown optimizer or cell filter {unknown}; "
+        raise InvalidInput(f"unknown optimizer or cell filter {unknown}; "
                                 f"optimizers {list(OPTIMIZERS)}, cell filters {list(CELL_FILTERS)}")
     return [
         RelaxOptions(fmax=float(f), pressure_tol_kbar=float(p), cellopt=bool(c), max_steps=int(s), optimizer=o,
@@ -87,12 +59,10 @@ class ForcefieldModel:
         self.atom_budget = atom_budget
 
     def parse(self, inputs: dict[str, np.ndarray]) -> tuple[list[System], list[RelaxOptions], int]:
-        """One request's structures, their options and its atom budget (0: the model's), or InvalidBatchError."""
-        systems = systems_from_inputs(inputs)
+        """One request's structures, their options and its atom budget (0: the model's), or InvalidInput."""
+        systems = decode_structures(inputs)
         options = options_from_inputs(inputs, len(systems))
-        missing = self.forcefield.unsupported_numbers(np.concatenate([s.numbers for s in systems]).tolist())
-        if missing:
-            raise InvalidBatchError(f"force field {self.forcefield.name!r} does not support atomic numbers {missing}")
+        self.forcefield.check_elements(np.concatenate([s.numbers for s in systems]).tolist())
         budget = int(inputs["ATOM_BUDGET"].reshape(-1)[0]) if "ATOM_BUDGET" in inputs else 0
         return systems, options, budget
 

@@ -15,6 +15,8 @@ from ase import Atoms
 from ase.neighborlist import neighbor_list
 from pymatgen.core import Lattice, Structure
 
+from matserve.contract import InvalidInput
+
 MIN_DISTANCE = 0.5  # Å: closer atoms are a user error, not physics
 MAX_ATOMIC_NUMBER = 118
 
@@ -132,7 +134,7 @@ def unpack(batch: Batch) -> list[System]:
     ]
 
 
-class StructureParseError(ValueError):
+class StructureParseError(InvalidInput):
     """A POSCAR or CIF text that does not describe a structure."""
 
 

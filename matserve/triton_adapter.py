@@ -1,7 +1,7 @@
 """What every Python-backend adapter in model_repository/ does with one request.
 
 Inputs that are present are read as numpy arrays, the model runs, and its outputs go back; a
-user error (one of ``user_errors``) becomes Triton's INVALID_ARG, which the gateway turns into a
+user error (``matserve.contract.InvalidInput``) becomes Triton's INVALID_ARG, which the gateway turns into a
 4xx. ``pb_utils`` is passed in because it exists only inside Triton's Python stub.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
+
+from matserve.contract import InvalidInput
 
 
 def read_inputs(pb_utils: Any, request: Any, input_names: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -36,11 +38,10 @@ def tensors(pb_utils: Any, outputs: dict[str, np.ndarray], output_names: tuple[s
 
 
 def answer(pb_utils: Any, request: Any, run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
-           input_names: tuple[str, ...], output_names: tuple[str, ...],
-           user_errors: tuple[type[Exception], ...]) -> Any:
+           input_names: tuple[str, ...], output_names: tuple[str, ...]) -> Any:
     try:
         outputs = run(read_inputs(pb_utils, request, input_names))
-    except user_errors as error:
+    except InvalidInput as error:
         return invalid_input(pb_utils, error)
     return tensors(pb_utils, outputs, output_names)
 

@@ -12,9 +12,8 @@ from fastapi.responses import Response, StreamingResponse
 from gateway.auth import require_api_key
 from gateway.deadline import DeadlinePassed, before, deadline_after
 from gateway.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected, unless_disconnected
-from gateway.errors import GatewayTimeout, InvalidInput, NotReady, Saturated
+from gateway.errors import GatewayTimeout, NotReady, Unprocessable
 from gateway.openapi import error_responses
-from gateway.admission import QueueFull
 from gateway.relax_queue import Admission
 from gateway.schemas import AtomicData, InferRequest, InferResponse, OptimizationResult
 from gateway.services import Services, get_services
@@ -29,8 +28,8 @@ router = APIRouter()
 NDJSON = "application/x-ndjson"
 
 
-def _invalid(index: int, field: str, message: str, error_type: str = "value_error") -> InvalidInput:
-    return InvalidInput(
+def _invalid(index: int, field: str, message: str, error_type: str = "value_error") -> Unprocessable:
+    return Unprocessable(
         f"atoms.{index}.{field}: {message}",
         [{"loc": ["body", "atoms", index, field], "msg": message, "type": error_type}],
     )
@@ -116,10 +115,7 @@ async def infer(body: InferRequest, request: Request, services: Services = Depen
         raise NotReady("not ready: " + ("draining" if services.state.draining else "estimating batch sizes"))
     systems = [to_system(i, atoms, services) for i, atoms in enumerate(body.atoms)]
     options = relax_options(body, services.settings)
-    try:
-        admission = queue.admit(systems, [options] * len(systems))
-    except QueueFull as error:
-        raise Saturated(str(error), error.retry_after_s) from error
+    admission = queue.admit(systems, [options] * len(systems))
     counters = services.state.counters
     counters.requests_received += 1
     counters.tasks_received += len(systems)
@@ -131,10 +127,6 @@ async def infer(body: InferRequest, request: Request, services: Services = Depen
         return Response(status_code=CLIENT_CLOSED_REQUEST)
     except DeadlinePassed as error:
         raise GatewayTimeout(f"the relaxation was {error}") from error
-    except TritonRejected as error:
-        raise InvalidInput(f"the force field rejected the structures: {error}") from error
-    except TritonUnavailable as error:
-        raise NotReady("backend unavailable: the force field is not answering; retry later") from error
     finally:
         admission.release()
         counters.requests_completed += 1

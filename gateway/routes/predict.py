@@ -13,14 +13,12 @@ import asyncio
 from fastapi import APIRouter, Depends, Request
 
 from gateway.auth import require_api_key
-from gateway.admission import QueueFull
-from gateway.errors import InvalidInput, NotFound, NotReady, Saturated
+from gateway.errors import NotFound, Unprocessable
 from gateway.jobs.store import JobStatus
 from gateway.openapi import STRUCTURE_FILE_BODY, error_responses
 from gateway.property_models import PropertyModel
 from gateway.services import Services, get_services
 from gateway.structure_input import parse_or_422, structure_text, system_to_json
-from gateway.triton_client import TritonRejected, TritonUnavailable
 from matserve.structures import System, isolated_atoms
 
 router = APIRouter()
@@ -38,8 +36,8 @@ def model_or_404(name: str, services: Services) -> PropertyModel:
     return model
 
 
-def _invalid_file(message: str) -> InvalidInput:
-    return InvalidInput(message, [{"loc": ["body", "file"], "msg": message, "type": "value_error"}])
+def _invalid_file(message: str) -> Unprocessable:
+    return Unprocessable(message, [{"loc": ["body", "file"], "msg": message, "type": "value_error"}])
 
 
 def isolation_problem(system: System, model: PropertyModel) -> str | None:
@@ -74,10 +72,7 @@ async def read_structure(request: Request, services: Services, model: PropertyMo
 async def submit(model: str, request: Request, services: Services = Depends(get_services)) -> dict:
     property_model = model_or_404(model, services)
     system = await read_structure(request, services, property_model)
-    try:
-        job = await services.jobs.submit(property_model.name, system_to_json(system))
-    except QueueFull as error:
-        raise Saturated(str(error), error.retry_after_s) from error
+    job = await services.jobs.submit(property_model.name, system_to_json(system))
     return {"id": job.id, "model": property_model.name, "results_endpoint": f"/prediction/result/{job.id}"}
 
 
@@ -102,11 +97,6 @@ async def result(job_id: str, services: Services = Depends(get_services)) -> dic
 async def predict_now(model: str, request: Request, services: Services = Depends(get_services)) -> dict:
     property_model = model_or_404(model, services)
     system = await read_structure(request, services, property_model)
-    try:
-        description, fields = await services.triton.property(property_model, system)
-    except TritonRejected as error:
-        raise InvalidInput(str(error)) from error
-    except TritonUnavailable as error:
-        raise NotReady(f"backend unavailable: the {property_model.name} model is not answering; retry later") from error
+    description, fields = await services.triton.property(property_model, system)
     return {"status": "SUCCESS", "description": description, "model": property_model.name,
             "citation": property_model.citation, **fields}

@@ -15,13 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from matserve.contract import check_elements
+
 TABLE_FILE = Path(__file__).with_name("cgcnn_features.json")
 N_FEATURES = 92
 MAX_ATOMIC_NUMBER = 100  # CGCNN's table covers H..Fm; jarvis-tools pads beyond with a stand-in
-
-
-class UnknownElementError(ValueError):
-    """An element with no CGCNN features (ALIGNN cannot embed it)."""
 
 
 @lru_cache(maxsize=1)
@@ -37,9 +35,7 @@ def supported_numbers() -> set[int]:
 def atom_features(numbers: np.ndarray) -> torch.Tensor:
     """(n_atoms, 92) float32 features of the given atomic numbers."""
     table = feature_table()
-    missing = sorted({int(z) for z in numbers} - set(table))
-    if missing:
-        raise UnknownElementError(f"no ALIGNN atom features for atomic numbers {missing}")
+    check_elements("ALIGNN", numbers, set(table))  # no CGCNN features: ALIGNN cannot embed it
     return torch.tensor(np.array([table[int(z)] for z in numbers]), dtype=torch.float32)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from matserve.contract import InvalidInput
 from matserve.structures import System
 
 CUTOFF = 8.0  # Å
@@ -26,7 +27,7 @@ CUTOFF_GROWTH = 2.0  # Å added per retry when an atom has too few neighbours
 MAX_CUTOFF = 64.0
 
 
-class IsolatedAtomError(ValueError):
+class IsolatedAtomError(InvalidInput):
     """An atom with no neighbour within the cutoff, or too few even at the largest cutoff searched."""
 
 

@@ -23,11 +23,10 @@ if TYPE_CHECKING:
         EV_PER_A3_TO_KBAR,
         ForceField,
         ForceFieldOutput,
-        UnsupportedElementError,
         WeightsInfo,
     )
 
-_FROM_BASE = ("EV_PER_A3_TO_KBAR", "ForceField", "ForceFieldOutput", "UnsupportedElementError", "WeightsInfo")
+_FROM_BASE = ("EV_PER_A3_TO_KBAR", "ForceField", "ForceFieldOutput", "WeightsInfo")
 
 
 def __getattr__(name: str):
@@ -45,7 +44,6 @@ __all__ = [
     "ForceField",
     "ForceFieldEntry",
     "ForceFieldOutput",
-    "UnsupportedElementError",
     "WeightsInfo",
     "entry",
     "load_forcefield",

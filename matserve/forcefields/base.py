@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from matserve.contract import UnsupportedElements
+from matserve.forcefields.registry import forcefield_label
 from matserve.structures import Batch
 
 EV_PER_A3_TO_KBAR = 1602.1766208  # 1 eV/Å³ = 160.2 GPa = 1602 kBar
@@ -40,13 +42,6 @@ class ForceFieldOutput:
     stress: torch.Tensor  # (B, 3, 3) eV/Å³, ASE sign: (1/V) dE/dstrain; zero for molecules
 
 
-class UnsupportedElementError(ValueError):
-    def __init__(self, forcefield: str, numbers: list[int]):
-        self.forcefield = forcefield
-        self.numbers = sorted(set(numbers))
-        super().__init__(f"force field {forcefield!r} does not support atomic numbers {self.numbers}")
-
-
 class ForceField(ABC):
     """A machine-learned interatomic potential evaluated on a whole batch at once."""
 
@@ -67,6 +62,7 @@ class ForceField(ABC):
         return sorted({int(z) for z in values} - self.supported_numbers)
 
     def check_elements(self, numbers: list[int] | torch.Tensor) -> None:
+        """UnsupportedElements (an InvalidInput) naming this force field for numbers it does not cover."""
         missing = self.unsupported_numbers(numbers)
         if missing:
-            raise UnsupportedElementError(self.name, missing)
+            raise UnsupportedElements(forcefield_label(self.name), missing)

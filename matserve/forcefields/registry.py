@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 MODEL_SETTING = "MATSERVE_FORCEFIELD_MODEL"  # Settings.forcefield_model
 
 
+def forcefield_label(name: str) -> str:
+    """How messages name a force field: ``force field 'chgnet'``."""
+    return f"force field {name!r}"
+
+
 @dataclass(frozen=True)
 class ForceFieldEntry:
     name: str  # the MATSERVE_FORCEFIELD value

@@ -7,7 +7,7 @@ CrystaLLM-format ``ckpt.pt``. Token caps and time limits are the API's: 1,200 ne
 CrystaLLM's does (see sampler.py).
 
 ``small`` defaults to the embedded checkpoint, ``weights/small.pt`` beside this file (trained
-by ``matserve.generator.train``); a configured ``small`` checkpoint replaces it. ``medium`` and
+by ``training.generator.train``); a configured ``small`` checkpoint replaces it. ``medium`` and
 ``large`` exist only when configured.
 
 The Triton model serves through ``start`` and ``submit``: one scheduler loop per model
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from matserve.contract import InvalidInput
 from matserve.generator.checkpoint import load_checkpoint
 from matserve.generator.model import GPT
 from matserve.generator.sampler import (KV_CACHE_BYTES, Generation, SamplingParams, SamplingRequest, check,
@@ -45,8 +46,9 @@ class ModelLimits:
 LIMITS = {"small": ModelLimits(1200, 60.0), "medium": ModelLimits(2000, 120.0), "large": ModelLimits(2000, 120.0)}
 
 
-class UnknownGeneratorModel(ValueError):
-    pass
+class UnknownGeneratorModel(InvalidInput):
+    def __init__(self, model: str):
+        super().__init__(f"generator model {model!r} is not configured", field="model")
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ class GeneratorService:
                is_cancelled: Callable[[], bool] = never_cancelled, on_cancelled: Callable[[], None] = nothing) -> None:
         """Hand a request to its model's running batch (after `start`); `on_text` is called, from
         the scheduler's thread, for each prompt as it ends, `on_cancelled` once it left the batch
-        because `is_cancelled` said so. Raises the ValueError that refuses the request (an
+        because `is_cancelled` said so. Raises the InvalidInput that refuses the request (an
         unconfigured model, a prompt longer than the model's context)."""
         sampling = self._sampling_request(request)
         prompts = list(request.prompts)
@@ -125,7 +127,7 @@ class GeneratorService:
         for r, request in enumerate(requests):
             try:
                 sampling = self._sampling_request(request)
-            except ValueError as error:
+            except InvalidInput as error:
                 results[r] = error
                 continue
             batches.setdefault(request.model, []).append((r, sampling))
@@ -139,12 +141,15 @@ class GeneratorService:
 
     def _sampling_request(self, request: Completion) -> SamplingRequest:
         if request.model not in self.models:
-            raise UnknownGeneratorModel(f"generator model {request.model!r} is not configured")
+            raise UnknownGeneratorModel(request.model)
         limits = LIMITS[request.model]
         encoded = [self.tokenizer.encode(prompt) for prompt in request.prompts]
         if not encoded:
-            raise ValueError("no prompts")
+            raise InvalidInput("no prompts", field="PROMPTS")
         params = SamplingParams(max_new_tokens=limits.max_new_tokens, temperature=request.temperature,
                                 top_k=request.top_k, seed=request.seed, time_limit_s=limits.time_limit_s)
-        check(self.models[request.model], encoded, params)
+        try:
+            check(self.models[request.model], encoded, params)
+        except ValueError as error:  # a prompt longer than the model's context
+            raise InvalidInput(str(error), field="PROMPTS") from error
         return SamplingRequest(encoded, params)

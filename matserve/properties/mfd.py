@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from matserve.contract import decode_one_structure
 from matserve.forcefields import ForceField, load_forcefield
 from matserve.properties.phonons import PhononSettings, vibrational_properties
-from matserve.structures import System
 
 TEMPERATURE = 300.0
-
-
-class InvalidStructureError(ValueError):
-    pass
 
 
 class MfdModel:
@@ -22,10 +18,8 @@ class MfdModel:
         self.settings = settings
 
     def execute(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        system = System(inputs["POSITIONS"].reshape(-1, 3), inputs["NUMBERS"].reshape(-1), inputs["CELL"].reshape(3, 3))
-        missing = self.forcefield.unsupported_numbers(system.numbers.tolist())
-        if missing:
-            raise InvalidStructureError(f"force field {self.forcefield.name!r} does not support atomic numbers {missing}")
+        system = decode_one_structure(inputs)
+        self.forcefield.check_elements(system.numbers.tolist())
         result = vibrational_properties(self.forcefield, system, TEMPERATURE, self.settings)
         supercell = "x".join(str(n) for n in result.supercell)
         description = (

@@ -43,7 +43,7 @@ class FakePropertyTriton(FakeTriton):
         from gateway.triton_client import TritonRejected
 
         if 79 in system.numbers:
-            raise TritonRejected("gold is not welcome here")
+            raise TritonRejected(model.triton_model, "gold is not welcome here")
         return "fake phonons", {field: float(i + 1) for i, field in enumerate(model.outputs.values())}
 
 
@@ -72,10 +72,11 @@ class FakeAlignnTriton(FakeGeneratorTriton):
 
     async def formation_energies(self, systems):
         from gateway.triton_client import TritonRejected
-        from matserve.alignn.predictor import FormationEnergyModel, InvalidStructureError
+        from matserve.alignn.predictor import FormationEnergyModel
+        from matserve.contract import InvalidInput
 
         self.fe_calls.append(len(systems))
         try:
             return FormationEnergyModel().predict(systems).tolist()
-        except InvalidStructureError as error:
-            raise TritonRejected(str(error)) from error
+        except InvalidInput as error:
+            raise TritonRejected("alignn", str(error)) from error

@@ -187,7 +187,7 @@ class UnavailableTriton(FakeTriton):
     async def relax_stream(self, systems, options, atom_budget=0):
         from gateway.triton_client import TritonUnavailable
 
-        raise TritonUnavailable("forcefield: failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1")
+        raise TritonUnavailable("forcefield", "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1")
         yield  # an async generator, as the real one
 
 

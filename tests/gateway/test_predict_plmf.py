@@ -13,6 +13,7 @@ import pytest
 
 from gateway.property_models import load_registry
 from gateway.triton_client import TritonClient
+from matserve.contract import STRUCTURE_ARRAYS
 from tests.gateway.conftest import make_client, wait_ready
 from tests.gateway.fakes import FakeTriton
 from tests.gateway.test_predict import NACL_POSCAR, poll
@@ -54,7 +55,7 @@ def test_registry_maps_every_plmf_field_and_the_triton_config_has_those_outputs(
     plmf = load_registry()["plmf"]
     assert sorted(plmf.outputs.values()) == sorted(PLMF_FIELDS)
     declared = re.findall(r'name: "(\w+)"', CONFIG.read_text())
-    assert set(plmf.outputs) | {"DESCRIPTION", "POSITIONS", "NUMBERS", "CELL", "plmf"} == set(declared)
+    assert set(plmf.outputs) | {"DESCRIPTION", *STRUCTURE_ARRAYS, "plmf"} == set(declared)
     assert 'name: "ML_EGAP_TYPE"            data_type: TYPE_STRING' in CONFIG.read_text()
 
 

@@ -3,19 +3,14 @@
 import numpy as np
 import pytest
 
-from matserve.forcefield_model import ForcefieldModel, InvalidBatchError
+from matserve.contract import InvalidInput, encode_structures
+from matserve.forcefield_model import ForcefieldModel
+from matserve.structures import System
 from tests.crystals import nacl, rattled, si
 
 
 def packed(*structures, **extra):
-    return {
-        "POSITIONS": np.concatenate([a.positions for a in structures]),
-        "NUMBERS": np.concatenate([a.numbers for a in structures]).astype(np.int32),
-        "CELLS": np.stack([np.array(a.cell) for a in structures]),
-        "PBC": np.ones((len(structures), 3), bool),
-        "N_ATOMS": np.array([len(a) for a in structures], np.int32),
-        **extra,
-    }
+    return {**encode_structures([System.from_ase(a) for a in structures]), **extra}
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +30,14 @@ def test_sevennet_relaxes_a_batch_through_the_model(sevennet_model):
 def test_inconsistent_packing_is_rejected(sevennet_model):
     inputs = packed(si())
     inputs["N_ATOMS"] = np.array([3], np.int32)
-    with pytest.raises(InvalidBatchError, match="N_ATOMS"):
+    with pytest.raises(InvalidInput, match="N_ATOMS"):
         sevennet_model.execute(inputs)
 
 
 def test_elements_outside_the_model_are_rejected(sevennet_model):
     inputs = packed(si())
     inputs["NUMBERS"] = np.array([14, 100], np.int32)
-    with pytest.raises(InvalidBatchError, match=r"\[100\]"):
+    with pytest.raises(InvalidInput, match=r"\[100\]"):
         sevennet_model.execute(inputs)
 
 

@@ -7,10 +7,10 @@ import pytest
 from ase import Atoms
 from ase.build import molecule
 
+from matserve.contract import UnsupportedElements
 from matserve.forcefields import (
     FORCEFIELDS,
     REGISTRY,
-    UnsupportedElementError,
     load_forcefield,
     supported_numbers,
     weights_info,
@@ -217,7 +217,7 @@ def test_molecule_energy_does_not_depend_on_the_box(chgnet):
 
 
 def test_unsupported_elements_are_named(chgnet):
-    with pytest.raises(UnsupportedElementError, match=r"\[95\]"):
+    with pytest.raises(UnsupportedElements, match=r"\[95\]"):
         chgnet(pack([System([[0, 0, 0]], [95], np.eye(3) * 4)]))
     assert 95 not in supported_numbers("chgnet") and 94 in supported_numbers("chgnet")
     for name in ("sevennet", "sevennet-l3i5", "sevennet-mf-0"):

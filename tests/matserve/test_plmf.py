@@ -7,9 +7,9 @@ import pytest
 from pymatgen.analysis.local_env import IsayevNN
 from pymatgen.core import Composition, Element, Lattice, Structure
 
+from matserve.contract import UnsupportedElements
 from matserve.properties.plmf.elements import PROPERTY_NAMES, property_table, unsupported, valence_counts
 from matserve.properties.plmf.features import (
-    UnsupportedElementsError,
     composition_feature_names,
     composition_features,
     structure_feature_names,
@@ -129,7 +129,7 @@ def test_fragment_features_follow_the_graph():
 
 
 def test_unsupported_elements_are_refused():
-    with pytest.raises(UnsupportedElementsError):
+    with pytest.raises(UnsupportedElements):
         composition_features("Cf2O3")
-    with pytest.raises(UnsupportedElementsError):
+    with pytest.raises(UnsupportedElements):
         structure_features(Structure(Lattice.cubic(3.0), ["Cf"], [[0, 0, 0]]))

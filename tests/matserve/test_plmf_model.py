@@ -10,7 +10,8 @@ from pymatgen.core import Lattice, Structure
 from matserve.properties.debye import cp_from_cv, debye_cv
 from matserve.properties.plmf import train
 from matserve.properties.plmf.fields import SPECS
-from matserve.properties.plmf.model import MODELS, OUTPUTS, InvalidStructureError, PlmfModel
+from matserve.contract import InvalidInput, encode_structures
+from matserve.properties.plmf.model import MODELS, OUTPUTS, PlmfModel
 from matserve.structures import System
 from tests.matserve.test_plmf import fcc_cu, rocksalt_nacl
 
@@ -52,8 +53,7 @@ def test_heat_capacities_follow_the_debye_temperature(model):
 
 def test_execute_gives_the_triton_outputs(model):
     system = System.from_pymatgen(fcc_cu())
-    outputs = model.execute({"POSITIONS": system.positions, "NUMBERS": system.numbers.astype(np.int32),
-                             "CELL": system.cell})
+    outputs = model.execute(encode_structures([system]))
     assert list(outputs) == list(OUTPUTS)
     assert outputs["ML_EGAP_TYPE"].dtype == object and outputs["ML_EGAP_TYPE"][0] == b"metal"
     assert all(outputs[name].shape == (1,) and outputs[name].dtype == np.float64 for name in OUTPUTS[1:-1])
@@ -61,7 +61,7 @@ def test_execute_gives_the_triton_outputs(model):
 
 
 def test_elements_without_reference_data_are_refused(model):
-    with pytest.raises(InvalidStructureError, match=r"atomic numbers \[98\]"):
+    with pytest.raises(InvalidInput, match=r"atomic numbers \[98\]"):
         model.predict(Structure(Lattice.cubic(3.5), ["Cf"], [[0, 0, 0]]))
 
 

@@ -31,7 +31,8 @@ from __future__ import annotations
 import numpy as np
 from pymatgen.core import Composition, Structure
 
-from matserve.properties.plmf.elements import PROPERTY_NAMES, covalent_radii, property_table, unsupported
+from matserve.contract import check_elements
+from matserve.properties.plmf.elements import PROPERTY_NAMES, covalent_radii, property_table, supported_numbers
 from matserve.properties.plmf.graph import adjacency, plmf_neighbours
 
 COMPOSITION_STATS = ("mean", "avg_dev", "min", "max", "range")
@@ -41,10 +42,6 @@ COMPOSITION_GLOBALS = ("n_elements", "fraction_norm_2", "fraction_norm_3", "frac
                        "frac_s_valence", "frac_p_valence", "frac_d_valence", "frac_f_valence")
 STRUCTURE_GLOBALS = ("coordination_mean", "coordination_std", "coordination_min", "coordination_max",
                      "volume_per_atom", "packing_fraction", "density", "bond_length_ratio", "homonuclear_bond_fraction")
-
-
-class UnsupportedElementsError(ValueError):
-    pass
 
 
 def composition_feature_names() -> list[str]:
@@ -58,9 +55,7 @@ def structure_feature_names() -> list[str]:
 
 
 def _check(numbers: list[int]) -> None:
-    missing = unsupported(numbers)
-    if missing:
-        raise UnsupportedElementsError(f"no elemental reference properties for atomic numbers {missing}")
+    check_elements("plmf", numbers, supported_numbers())  # no elemental reference properties
 
 
 def _weighted_stats(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -22,11 +22,11 @@ import lightgbm as lgb
 import numpy as np
 from pymatgen.core import Structure
 
+from matserve.contract import InvalidInput, check_elements, decode_one_structure
 from matserve.properties.debye import cp_from_cv, debye_cv
-from matserve.properties.plmf.elements import unsupported
+from matserve.properties.plmf.elements import supported_numbers
 from matserve.properties.plmf.features import composition_features, structure_features
 from matserve.properties.plmf.fields import SERVED, SPECS, inverse
-from matserve.structures import System
 
 MODELS = Path(__file__).resolve().parent / "models"
 TEMPERATURE = 300.0
@@ -39,10 +39,6 @@ DESCRIPTION = (
     "heat capacities at 300 K from ml_agl_debye through the Debye model, Cp = Cv + α²BVT; "
     "units: eV, eV/atom, GPa, K, kB per cell and per atom, W/(m·K), 1/K"
 )
-
-
-class InvalidStructureError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -79,13 +75,11 @@ class PlmfModel:
         return raw if spec.kind == "classification" else float(inverse(spec.transform, np.array(raw)))
 
     def predict(self, structure: Structure) -> PlmfPrediction:
-        missing = unsupported(structure.atomic_numbers)
-        if missing:
-            raise InvalidStructureError(f"plmf has no elemental reference properties for atomic numbers {missing}")
+        check_elements("plmf", structure.atomic_numbers, supported_numbers())  # no elemental reference properties
         try:
             by_structure = structure_features(structure)
         except ValueError as error:  # e.g. an unbounded Voronoi cell
-            raise InvalidStructureError(f"plmf could not build the Voronoi graph: {error}") from error
+            raise InvalidInput(f"plmf could not build the Voronoi graph: {error}") from error
         by_composition = composition_features(structure.composition)
         insulator = self._value("egap_type", by_structure) >= 0.5
         bulk = self._value("bulk_modulus", by_structure)
@@ -109,9 +103,8 @@ class PlmfModel:
         )
 
     def execute(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Triton tensors in (POSITIONS, NUMBERS, CELL), Triton tensors out (OUTPUTS)."""
-        system = System(inputs["POSITIONS"].reshape(-1, 3), inputs["NUMBERS"].reshape(-1), inputs["CELL"].reshape(3, 3))
-        result = self.predict(system.to_pymatgen())
+        """One packed structure in (matserve.contract), Triton tensors out (OUTPUTS)."""
+        result = self.predict(decode_one_structure(inputs).to_pymatgen())
         numbers = {name: np.array([getattr(result, attr)], dtype=np.float64) for name, attr in NUMERIC_OUTPUTS.items()}
         return {
             "ML_EGAP_TYPE": np.array([result.egap_type.encode()], dtype=object),

@@ -2,13 +2,13 @@
 
 import triton_python_backend_utils as pb_utils
 
-from matserve.alignn.predictor import FormationEnergyModel, InvalidStructureError
+from matserve.contract import STRUCTURE_ARRAYS
+from matserve.alignn.predictor import FormationEnergyModel
 from matserve.forcefield_model import torch_device
 from matserve.settings import Settings
 from matserve.torch_setup import configure_torch
 from matserve.triton_adapter import answer
 
-INPUTS = ("POSITIONS", "NUMBERS", "CELL", "CELLS", "N_ATOMS")
 OUTPUTS = ("FORMATION_ENERGY", "DESCRIPTION")
 
 
@@ -20,5 +20,4 @@ class TritonPythonModel:
         self.model = FormationEnergyModel(settings.alignn_checkpoint, device=device)
 
     def execute(self, requests):
-        return [answer(pb_utils, request, self.model.execute, INPUTS, OUTPUTS, (InvalidStructureError,))
-                for request in requests]
+        return [answer(pb_utils, request, self.model.execute, STRUCTURE_ARRAYS, OUTPUTS) for request in requests]

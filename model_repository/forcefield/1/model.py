@@ -9,8 +9,8 @@ import json
 
 import triton_python_backend_utils as pb_utils
 
-from matserve.forcefield_model import (OPTIONAL_INPUTS, REQUIRED_INPUTS, STRUCTURE_OUTPUTS, ForcefieldModel,
-                                       InvalidBatchError, structure_outputs, torch_device)
+from matserve.contract import InvalidInput
+from matserve.forcefield_model import INPUTS, STRUCTURE_OUTPUTS, ForcefieldModel, structure_outputs, torch_device
 from matserve.logs import configure_logging
 from matserve.relax_scheduler import RelaxJob, RelaxScheduler
 from matserve.settings import Settings
@@ -34,8 +34,8 @@ class TritonPythonModel:
         for request in requests:
             replies = Replies(pb_utils, request.get_response_sender(), "force field")
             try:
-                systems, options, budget = self.model.parse(read_inputs(pb_utils, request, REQUIRED_INPUTS + OPTIONAL_INPUTS))
-            except InvalidBatchError as error:
+                systems, options, budget = self.model.parse(read_inputs(pb_utils, request, INPUTS))
+            except InvalidInput as error:
                 replies.refuse(error)
                 continue
             self.scheduler.submit(RelaxJob(systems, options, on_result=_result_sender(replies), on_error=replies.fail,

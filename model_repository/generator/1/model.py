@@ -11,6 +11,7 @@ bare FINAL flag (else Triton holds it, and the model cannot unload).
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from matserve.contract import InvalidInput
 from matserve.forcefield_model import torch_device
 from matserve.generator.service import Completion, GeneratorService, configured_checkpoints
 from matserve.logs import configure_logging
@@ -24,7 +25,7 @@ OUTPUTS = ("INDEX", "TEXT", "FINISH")
 def _values(request, name):
     tensor = pb_utils.get_input_tensor_by_name(request, name)
     if tensor is None:
-        raise ValueError(f"input {name} is missing")
+        raise InvalidInput(f"input {name} is missing", field=name)
     return tensor.as_numpy().reshape(-1)
 
 
@@ -54,7 +55,7 @@ class TritonPythonModel:
             try:  # an unconfigured model, no prompts, a prompt longer than the model's context
                 self.service.submit(_completion(request), on_text=_text_sender(replies), on_error=replies.fail,
                                     is_cancelled=replies.is_cancelled, on_cancelled=replies.close)
-            except ValueError as error:
+            except InvalidInput as error:
                 replies.refuse(error)
         return None
 

@@ -2,14 +2,14 @@
 
 import triton_python_backend_utils as pb_utils
 
+from matserve.contract import STRUCTURE_ARRAYS
 from matserve.forcefield_model import torch_device
-from matserve.properties.mfd import InvalidStructureError, MfdModel
+from matserve.properties.mfd import MfdModel
 from matserve.properties.phonons import PhononSettings
 from matserve.settings import Settings
 from matserve.torch_setup import configure_torch
 from matserve.triton_adapter import answer
 
-INPUTS = ("POSITIONS", "NUMBERS", "CELL")
 OUTPUTS = ("ML_CV", "ML_FVIB", "ML_SVIB", "DESCRIPTION")
 
 
@@ -25,5 +25,4 @@ class TritonPythonModel:
                               modal=settings.forcefield_modal, model=settings.forcefield_model)
 
     def execute(self, requests):
-        return [answer(pb_utils, request, self.model.execute, INPUTS, OUTPUTS, (InvalidStructureError,))
-                for request in requests]
+        return [answer(pb_utils, request, self.model.execute, STRUCTURE_ARRAYS, OUTPUTS) for request in requests]

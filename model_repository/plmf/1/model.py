@@ -2,10 +2,9 @@
 
 import triton_python_backend_utils as pb_utils
 
-from matserve.properties.plmf.model import OUTPUTS, InvalidStructureError, PlmfModel
+from matserve.contract import STRUCTURE_ARRAYS
+from matserve.properties.plmf.model import OUTPUTS, PlmfModel
 from matserve.triton_adapter import answer
-
-INPUTS = ("POSITIONS", "NUMBERS", "CELL")
 
 
 class TritonPythonModel:
@@ -13,5 +12,4 @@ class TritonPythonModel:
         self.model = PlmfModel()
 
     def execute(self, requests):
-        return [answer(pb_utils, request, self.model.execute, INPUTS, OUTPUTS, (InvalidStructureError,))
-                for request in requests]
+        return [answer(pb_utils, request, self.model.execute, STRUCTURE_ARRAYS, OUTPUTS) for request in requests]

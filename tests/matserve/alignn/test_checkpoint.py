@@ -8,7 +8,8 @@ import torch
 from ase.build import bulk
 
 from matserve.alignn.checkpoint import EMBEDDED_DIR, CheckpointError, load_checkpoint, save_checkpoint
-from matserve.alignn.predictor import FormationEnergyModel, InvalidStructureError
+from matserve.alignn.predictor import FormationEnergyModel
+from matserve.contract import InvalidInput, encode_structures
 from matserve.alignn.model import ALIGNN, ALIGNNConfig
 from matserve.structures import System
 
@@ -53,13 +54,8 @@ def test_unsupported_checkpoints_are_refused(tmp_path):
 def test_packed_inputs_give_one_energy_per_structure():
     model = FormationEnergyModel()
     systems = [nacl(), System.from_ase(bulk("Cu", "fcc", a=3.61))]
-    packed = model.execute({
-        "POSITIONS": np.concatenate([s.positions for s in systems]),
-        "NUMBERS": np.concatenate([s.numbers for s in systems]).astype(np.int32),
-        "CELLS": np.stack([s.cell for s in systems]),
-        "N_ATOMS": np.array([2, 1], dtype=np.int32),
-    })
-    single = model.execute({"POSITIONS": systems[0].positions, "NUMBERS": systems[0].numbers, "CELL": systems[0].cell})
+    packed = model.execute(encode_structures(systems))
+    single = model.execute(encode_structures(systems[:1]))
     assert packed["FORMATION_ENERGY"].shape == (2,)
     assert packed["FORMATION_ENERGY"][0] == pytest.approx(single["FORMATION_ENERGY"][0], abs=1e-5)
     assert b"ALIGNN formation energy per atom" in single["DESCRIPTION"][0]
@@ -68,13 +64,13 @@ def test_packed_inputs_give_one_energy_per_structure():
 def test_structures_alignn_cannot_take_are_invalid():
     model = FormationEnergyModel()
     far = System([[0, 0, 0], [20, 20, 20]], [11, 17], np.eye(3) * 60.0)
-    with pytest.raises(InvalidStructureError, match="no neighbour within 8 Å"):
+    with pytest.raises(InvalidInput, match="no neighbour within 8 Å"):
         model.predict([far])
-    with pytest.raises(InvalidStructureError, match="structure 1: no ALIGNN atom features for atomic numbers \\[101\\]"):
+    with pytest.raises(InvalidInput, match="structure 1: ALIGNN does not support atomic numbers \\[101\\]"):
         model.predict([nacl(), System([[0, 0, 0]], [101], np.eye(3) * 3.0)])
-    with pytest.raises(InvalidStructureError, match="N_ATOMS"):
+    with pytest.raises(InvalidInput, match="N_ATOMS"):
         model.execute({"POSITIONS": np.zeros((2, 3)), "NUMBERS": np.array([11, 17]), "CELLS": np.stack([np.eye(3)]),
-                       "N_ATOMS": np.array([3])})
+                       "PBC": np.ones((1, 3), bool), "N_ATOMS": np.array([3])})
 
 
 def test_the_embedded_model_is_the_committed_one():
@@ -83,7 +79,7 @@ def test_the_embedded_model_is_the_committed_one():
 
 
 def test_the_embedded_model_predicts_held_out_formation_energies():
-    from matserve.alignn.dataset import build_examples, collate, labelled_split
+    from training.alignn.dataset import build_examples, collate, labelled_split
 
     rows = labelled_split()
     rows = rows[rows.split == "test"].sample(n=48, random_state=0)

@@ -7,7 +7,7 @@ import warnings
 import pytest
 from pymatgen.core import Structure
 
-from matserve.shared_data import MP_STRUCTURES, SHARED_DATA
+from training.shared_data import MP_STRUCTURES, SHARED_DATA
 
 VOCAB_TXT = SHARED_DATA.parent / "crystallm" / "vocab.txt"
 

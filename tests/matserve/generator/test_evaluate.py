@@ -8,9 +8,9 @@ import pytest
 import torch
 from pymatgen.core import Composition, Lattice, Structure
 
-from matserve.generator.evaluate import cell_size_bin, main, sample, symmetrized_z, validity_by_cell_atoms
+from training.generator.evaluate import cell_size_bin, main, sample, symmetrized_z, validity_by_cell_atoms
 from matserve.generator.model import GPT, GPTConfig
-from matserve.shared_data import MP_STRUCTURES
+from training.shared_data import MP_STRUCTURES
 from tests.matserve.generator.random_models import scrambled
 
 

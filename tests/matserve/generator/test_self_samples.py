@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from matserve.generator.checkpoint import load_checkpoint
-from matserve.generator.evaluate import sample, split_prompts
-from matserve.generator.self_samples import main
+from training.generator.evaluate import sample, split_prompts
+from training.generator.self_samples import main
 from matserve.generator.service import EMBEDDED_SMALL
 from matserve.generator.tokenizer import Tokenizer
-from matserve.generator.train import split_ids
+from training.generator.train import split_ids
 from matserve.generator.validity import judge
-from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
+from training.shared_data import MP_SPLITS, MP_STRUCTURES
 
 
 @pytest.mark.parametrize("z_from", ["cell", "symmetrized"])  # three of these six compositions differ in Z

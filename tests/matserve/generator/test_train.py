@@ -15,9 +15,9 @@ import torch
 from matserve.generator.checkpoint import load_checkpoint, save_checkpoint
 from matserve.generator.model import GPT, GPTConfig
 from matserve.generator.tokenizer import Tokenizer
-from matserve.generator.train import CORPUS_FORMAT, Corpus, build_corpus, convert, evaluate_loss, initial_model, \
+from training.generator.train import CORPUS_FORMAT, Corpus, build_corpus, convert, evaluate_loss, initial_model, \
     parse_args, train_step
-from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
+from training.shared_data import MP_SPLITS, MP_STRUCTURES
 
 
 def test_convert_gives_tokens_or_the_reason_it_could_not(mp_structures):
@@ -117,7 +117,7 @@ def test_a_run_from_a_cached_corpus_needs_no_pymatgen_and_keeps_its_best_weights
              "--batch-tokens", "256", "--lr", "1e-2", "--warmup-steps", "1", "--max-epochs", "3",
              "--eval-every-min", "0", "--dropout", "0.1", "--out", str(out)]
     no_pymatgen = ("import sys; sys.modules['pymatgen'] = None; "
-                   "from matserve.generator.train import main; main(sys.argv[1:])")
+                   "from training.generator.train import main; main(sys.argv[1:])")
     subprocess.run([sys.executable, "-c", no_pymatgen, *flags], check=True, capture_output=True,
                    cwd=Path(__file__).resolve().parents[3])
 

@@ -1,6 +1,6 @@
 """Train the plmf models from ../shared/data and measure their held-out errors.
 
-    nice -n 5 .venv/bin/python -m matserve.properties.plmf.train [featurise|train|all]
+    nice -n 5 .venv/bin/python -m training.plmf.train [featurise|train|all]
 
 ``featurise`` turns every data set into feature matrices cached under
 ``.matserve/plmf_features/`` (git-ignored); ``train`` fits one LightGBM model per field
@@ -49,12 +49,12 @@ from matserve.properties.plmf.features import (
     structure_features,
 )
 from matserve.properties.plmf.fields import FIELDS, SERVED, FieldSpec, forward, inverse
-from matserve.shared_data import MP_SPLITS, MP_STRUCTURES, SHARED_DATA
+from matserve.properties.plmf.model import MODELS
+from training.shared_data import MP_SPLITS, MP_STRUCTURES, SHARED_DATA
 
-ROOT = Path(__file__).resolve().parents[3]  # the repository
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 DATA = SHARED_DATA
 CACHE = ROOT / ".matserve" / "plmf_features"
-MODELS = Path(__file__).resolve().parent / "models"
 FEATURES_VERSION = 1
 SEED = 0
 GAP_TRAIN_ROWS = 10000

@@ -1,6 +1,6 @@
 """Train the embedded `small` generator: a small nanoGPT on the Materials Project train split.
 
-    python -m matserve.generator.train [--time-limit-min 60] [--out matserve/generator/weights/small.pt]
+    python -m training.generator.train [--time-limit-min 60] [--out matserve/generator/weights/small.pt]
 
 Steps:
 1. Corpus: structures of the train split of `mp_cgcnn_36k.csv.gz` (P1 CIFs) become
@@ -51,10 +51,11 @@ import torch
 
 from matserve.generator.checkpoint import clean_state_dict, config_from_model_args, save_checkpoint, write_whole
 from matserve.generator.model import GPT, GPTConfig
+from matserve.generator.service import EMBEDDED_SMALL
 from matserve.generator.tokenizer import Tokenizer
-from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
+from training.shared_data import MP_SPLITS, MP_STRUCTURES
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "weights" / "small.pt"
+DEFAULT_OUT = EMBEDDED_SMALL
 CACHE_DIR = Path(".matserve") / "generator"
 # Part of the cache's name: raise it whenever cif_format or the tokenizer changes the ids a
 # structure becomes, so no run trains on a corpus written the old way. 2: noble-gas stand-ins

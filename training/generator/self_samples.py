@@ -1,6 +1,6 @@
 """The generator's own valid CIFs for training compositions: data for rejection-sampling fine-tuning.
 
-    python -m matserve.generator.self_samples --count 2000 --seed 1 --out .matserve/generator/self_1.npz
+    python -m training.generator.self_samples --count 2000 --seed 1 --out .matserve/generator/self_1.npz
 
 Prompts are built from compositions of the *train* split exactly as `evaluate` builds them from
 the validation split (composition and Z, by default of the stored cell; no space group). One
@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from matserve.generator.checkpoint import load_checkpoint
-from matserve.generator.evaluate import Z_FROM, sample, split_prompts
+from training.generator.evaluate import Z_FROM, sample, split_prompts
 from matserve.generator.service import EMBEDDED_SMALL
 from matserve.generator.tokenizer import Tokenizer
-from matserve.generator.train import Corpus
+from training.generator.train import Corpus
 from matserve.generator.validity import judge
 
 

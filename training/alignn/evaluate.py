@@ -1,6 +1,6 @@
 """Print the test MAE of an ALIGNN formation-energy checkpoint on mp_cgcnn_36k's held-out split.
 
-    python -m matserve.alignn.evaluate [--checkpoint FOLDER]   (default: the embedded model)
+    python -m training.alignn.evaluate [--checkpoint FOLDER]   (default: the embedded model)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from matserve.alignn.checkpoint import EMBEDDED_DIR, load_checkpoint
-from matserve.alignn.dataset import collate, load_split
+from training.alignn.dataset import collate, load_split
 
 
 @torch.no_grad()

@@ -1,7 +1,7 @@
 """Train the embedded ALIGNN formation-energy model on mp_cgcnn_36k (its MEGNet train split).
 
-    python -m matserve.alignn.train --minutes 55
-    python -m matserve.alignn.train --minutes 35 --lr 1e-3 --seed 1 --init stage1/   (a second stage)
+    python -m training.alignn.train --minutes 55
+    python -m training.alignn.train --minutes 35 --lr 1e-3 --seed 1 --init stage1/   (a second stage)
 
 Seeded; the wall-time budget sets the schedule (warm-up, then cosine decay over the budget), so
 a run stops on time whatever the machine. The model with the lowest validation MAE is kept and
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from matserve.alignn.checkpoint import EMBEDDED_DIR, load_checkpoint, save_checkpoint
-from matserve.alignn.dataset import Example, collate, load_split
+from training.alignn.dataset import Example, collate, load_split
 from matserve.alignn.model import ALIGNN, ALIGNNConfig
 
 OUTLIER_BELOW = -5.0  # eV/atom
@@ -124,7 +124,7 @@ def main() -> None:
     record = train(args)
     model = record.pop("model")
     record["config"] = asdict(model.config)
-    record["command"] = (f"python -m matserve.alignn.train --train-limit {args.train_limit} --minutes {args.minutes} "
+    record["command"] = (f"python -m training.alignn.train --train-limit {args.train_limit} --minutes {args.minutes} "
                          f"--lr {args.lr} --seed {args.seed}" + (f" --init {args.init}" if args.init else ""))
     if earlier:
         record["after"] = earlier

@@ -20,7 +20,7 @@ from matserve.alignn.features import atom_features
 from matserve.alignn.graph import CrystalGraph, line_graph, nearest_neighbor_edges
 from matserve.alignn.model import GraphBatch, pack_graphs
 from matserve.structures import System
-from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
+from training.shared_data import MP_SPLITS, MP_STRUCTURES
 
 CACHE_DIR = Path(".matserve") / "alignn"
 

@@ -1,6 +1,6 @@
 """Validity rate of a generator checkpoint (by default the embedded `small`) on held-out compositions.
 
-    python -m matserve.generator.evaluate [--count 200] [--n 1] [--seed 0] [--checkpoint PATH]
+    python -m training.generator.evaluate [--count 200] [--n 1] [--seed 0] [--checkpoint PATH]
 
 Takes `--count` structures from a seeded shuffle of the validation split of
 `mp_cgcnn_36k.csv.gz`; each gives a prompt of its composition and Z (formula units in the
@@ -37,9 +37,9 @@ from matserve.generator.prompt import build_prompt
 from matserve.generator.sampler import SamplingParams, generate
 from matserve.generator.service import EMBEDDED_SMALL, LIMITS
 from matserve.generator.tokenizer import Tokenizer
-from matserve.generator.train import split_ids
+from training.generator.train import split_ids
 from matserve.generator.validity import judge
-from matserve.shared_data import MP_SPLITS, MP_STRUCTURES
+from training.shared_data import MP_SPLITS, MP_STRUCTURES
 
 Z_FROM = ("cell", "symmetrized")  # where a prompt's Z comes from: the stored cell or the symmetrized one
 CELL_SIZE_BINS = (4, 8, 16, 32)  # upper ends of the atoms-per-cell bins validity is broken down by
