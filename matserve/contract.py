@@ -6,6 +6,8 @@ in torch): ``POSITIONS`` (N, 3) Å, ``NUMBERS`` (N,), ``CELLS`` (B, 3, 3) rows a
 ``PBC`` (B, 3), ``N_ATOMS`` (B,); the force field also takes ``ACTIVE_MASK`` (N,). The gateway's
 Triton client encodes them, every Triton adapter decodes them, here and nowhere else.
 
+``WeightsInfo`` is a model's weights as /v1/metadata reports them; each model says its own.
+
 ``InvalidInput`` is the one error for input a model cannot take (a user error, answered 4xx
 naming ``field``); every model's own input errors are its subclasses, so the Triton adapters
 and the gateway catch this one type.
@@ -13,7 +15,11 @@ and the gateway catch this one type.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,6 +29,29 @@ if TYPE_CHECKING:  # structures.py raises InvalidInput: it imports this module, 
 
 STRUCTURE_ARRAYS = ("POSITIONS", "NUMBERS", "CELLS", "PBC", "N_ATOMS")
 ACTIVE_MASK = "ACTIVE_MASK"
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """Provenance of a model's weights: a name for people, the file, its SHA-256 (None: the file is missing)."""
+
+    name: str
+    file: str
+    sha256: str | None
+
+
+@cache
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_weights(path: Path, name: str) -> WeightsInfo:
+    """One weights file's provenance; a configured file that is missing has no checksum."""
+    return WeightsInfo(name, path.name, sha256_file(path) if path.is_file() else None)
 
 
 class InvalidInput(ValueError):

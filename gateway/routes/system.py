@@ -1,7 +1,6 @@
 """Status, metrics and metadata."""
 
-import hashlib
-from pathlib import Path
+from dataclasses import asdict
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse, Response
@@ -10,11 +9,12 @@ import matserve
 from gateway.hardware import worker_devices
 from gateway.openapi import PROMETHEUS_TEXT, error_responses
 from gateway.services import Services, get_services
-from matserve.alignn.checkpoint import EMBEDDED_DIR, checkpoint_file
-from matserve.forcefields import weights_info
-from matserve.forcefields.base import sha256_file
-from matserve.generator.service import EMBEDDED_SMALL, configured_checkpoints
-from matserve.properties.plmf.model import MODELS as PLMF_MODELS
+from matserve.alignn.checkpoint import weights_info as alignn_weights_info
+from matserve.contract import WeightsInfo
+from matserve.forcefields import weights_info as forcefield_weights_info
+from matserve.generator.service import configured_checkpoints
+from matserve.generator.service import weights_info as generator_weights_info
+from matserve.properties.plmf.model import weights_info as plmf_weights_info
 
 router = APIRouter()
 
@@ -68,43 +68,24 @@ async def metrics(services: Services = Depends(get_services)) -> Response:
 @router.get("/v1/metadata", summary="Served models and the provenance of their weights", responses=error_responses())
 async def metadata(services: Services = Depends(get_services)) -> dict:
     settings = services.settings
-    weights = weights_info(settings.forcefield, settings.forcefield_modal)
-    forcefield_weights = {"name": weights.name, "file": weights.file, "sha256": weights.sha256}
-    forcefield = {
-        "name": "forcefield",
-        "triton_model": "forcefield",
-        "description": f"{settings.forcefield} force field: single points and batched FIRE/FIRE2 relaxation",
-        "device": settings.device,
-        "weights": forcefield_weights,
-    }
-    generators = [
-        {"name": f"generator/{name}", "triton_model": "generator", "description": "CrystaLLM-format GPT",
-         "device": settings.device, "weights": _file_weights(path, "embedded" if path == EMBEDDED_SMALL else "configured")}
-        for name, path in sorted(configured_checkpoints(settings.generator_small, settings.generator_medium,
-                                                        settings.generator_large).items())
+    device = settings.device
+    forcefield_weights = forcefield_weights_info(settings.forcefield, settings.forcefield_modal)
+    checkpoints = configured_checkpoints(settings.generator_small, settings.generator_medium, settings.generator_large)
+    models = [
+        _model("forcefield", "forcefield", device, forcefield_weights,
+               f"{settings.forcefield} force field: single points and batched FIRE/FIRE2 relaxation"),
+        *(_model(f"generator/{name}", "generator", device, generator_weights_info(path), "CrystaLLM-format GPT")
+          for name, path in sorted(checkpoints.items())),
+        _model("alignn", "alignn", device, alignn_weights_info(settings.alignn_checkpoint),
+               "ALIGNN formation energy per atom"),
+        _model("mfd", "mfd", device, forcefield_weights,
+               f"harmonic phonons (Cv, Fvib, Svib at 300 K) with the {settings.forcefield} force field"),
+        _model("plmf", "plmf", "cpu", plmf_weights_info(),
+               "AFLOW-ML plmf fields: LightGBM over Voronoi-fragment and composition features"),
     ]
-    alignn_folder = Path(settings.alignn_checkpoint) if settings.alignn_checkpoint else EMBEDDED_DIR
-    alignn = {"name": "alignn", "triton_model": "alignn", "description": "ALIGNN formation energy per atom",
-              "device": settings.device,
-              "weights": _file_weights(checkpoint_file(alignn_folder),
-                                       "embedded" if alignn_folder == EMBEDDED_DIR else "configured")}
-    mfd = {"name": "mfd", "triton_model": "mfd", "device": settings.device, "weights": forcefield_weights,
-           "description": f"harmonic phonons (Cv, Fvib, Svib at 300 K) with the {settings.forcefield} force field"}
-    plmf = {"name": "plmf", "triton_model": "plmf", "device": "cpu", "weights": _plmf_weights(),
-            "description": "AFLOW-ML plmf fields: LightGBM over Voronoi-fragment and composition features"}
-    return {"name": "matserve", "version": matserve.__version__,
-            "models": [forcefield, *generators, alignn, mfd, plmf]}
+    return {"name": "matserve", "version": matserve.__version__, "models": models}
 
 
-def _plmf_weights() -> dict:
-    """The committed LightGBM models, one checksum over their files' names and checksums."""
-    files = sorted(PLMF_MODELS.glob("*.txt.gz"))
-    manifest = "".join(f"{path.name} {sha256_file(path)}\n" for path in files)
-    return {"name": f"embedded plmf/models ({len(files)} LightGBM models)", "file": "models/*.txt.gz",
-            "sha256": hashlib.sha256(manifest.encode()).hexdigest()}
-
-
-def _file_weights(path: Path, origin: str) -> dict:
-    """Provenance of a checkpoint file; a configured one that is missing has no checksum (null)."""
-    checksum = sha256_file(path) if path.is_file() else None
-    return {"name": f"{origin} {path.parent.name}/{path.name}", "file": path.name, "sha256": checksum}
+def _model(name: str, triton_model: str, device: str, weights: WeightsInfo, description: str) -> dict:
+    return {"name": name, "triton_model": triton_model, "description": description, "device": device,
+            "weights": asdict(weights)}

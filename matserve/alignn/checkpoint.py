@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from matserve.alignn.model import ALIGNN, ALIGNNConfig
+from matserve.contract import WeightsInfo, file_weights
 
 EMBEDDED_DIR = Path(__file__).with_name("weights") / "formation_energy"
 GRAPH_SETTINGS = {"atom_features": "cgcnn", "neighbor_strategy": "k-nearest", "cutoff": 8.0, "max_neighbors": 12}
@@ -31,6 +32,13 @@ def checkpoint_file(folder: Path) -> Path:
         raise CheckpointError(f"no checkpoint_*.pt in {folder}")
     final = [path for path in candidates if path.name == "checkpoint_final.pt"]
     return final[0] if final else candidates[-1]
+
+
+def weights_info(folder: Path | str = "") -> WeightsInfo:
+    """The served checkpoint's provenance: the embedded one, or the configured folder's."""
+    folder = Path(folder) if folder else EMBEDDED_DIR
+    path = checkpoint_file(folder)
+    return file_weights(path, f"{'embedded' if folder == EMBEDDED_DIR else 'configured'} {folder.name}/{path.name}")
 
 
 def load_checkpoint(folder: Path | str = EMBEDDED_DIR, device: str = "cpu") -> ALIGNN:

@@ -23,10 +23,9 @@ if TYPE_CHECKING:
         EV_PER_A3_TO_KBAR,
         ForceField,
         ForceFieldOutput,
-        WeightsInfo,
     )
 
-_FROM_BASE = ("EV_PER_A3_TO_KBAR", "ForceField", "ForceFieldOutput", "WeightsInfo")
+_FROM_BASE = ("EV_PER_A3_TO_KBAR", "ForceField", "ForceFieldOutput")
 
 
 def __getattr__(name: str):
@@ -44,7 +43,6 @@ __all__ = [
     "ForceField",
     "ForceFieldEntry",
     "ForceFieldOutput",
-    "WeightsInfo",
     "entry",
     "load_forcefield",
     "supported_numbers",

@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 import torch
 
-from matserve.contract import UnsupportedElements
+from matserve.contract import UnsupportedElements, WeightsInfo
 from matserve.forcefields.registry import forcefield_label
 from matserve.structures import Batch
 
 EV_PER_A3_TO_KBAR = 1602.1766208  # 1 eV/Å³ = 160.2 GPa = 1602 kBar
-
-
-@dataclass(frozen=True)
-class WeightsInfo:
-    """Provenance of a model's weights, reported by /v1/metadata."""
-
-    name: str
-    file: str
-    sha256: str
-
-
-@cache
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass

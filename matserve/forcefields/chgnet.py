@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from pymatgen.core import Lattice, Structure
 
-from matserve.forcefields.base import ForceField, ForceFieldOutput, WeightsInfo, sha256_file
+from matserve.contract import WeightsInfo, sha256_file
+from matserve.forcefields.base import ForceField, ForceFieldOutput
 from matserve.forcefields.boxing import molecule_box
 from matserve.structures import Batch
 

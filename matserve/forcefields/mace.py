@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from matserve.forcefields.base import ForceField, ForceFieldOutput, WeightsInfo, sha256_file
+from matserve.contract import WeightsInfo, sha256_file
+from matserve.forcefields.base import ForceField, ForceFieldOutput
 from matserve.structures import Batch
 
 SETTING = "MATSERVE_FORCEFIELD_MODEL"

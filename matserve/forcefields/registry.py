@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from matserve.forcefields.base import ForceField, WeightsInfo
+    from matserve.contract import WeightsInfo
+    from matserve.forcefields.base import ForceField
 
 MODEL_SETTING = "MATSERVE_FORCEFIELD_MODEL"  # Settings.forcefield_model
 
@@ -113,7 +114,7 @@ class ForceFieldEntry:
         return self.adapter_class().weights_file(**self._options(model))
 
     def weights(self, modal: str = "", model: str | None = None) -> WeightsInfo:
-        from matserve.forcefields.base import WeightsInfo, sha256_file
+        from matserve.contract import WeightsInfo, sha256_file
 
         path = self.weights_file(model)
         return WeightsInfo(self.display_name(modal, model), path.name, sha256_file(path))

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from matserve.forcefields.base import ForceField, ForceFieldOutput, WeightsInfo, sha256_file
+from matserve.contract import WeightsInfo, sha256_file
+from matserve.forcefields.base import ForceField, ForceFieldOutput
 from matserve.forcefields.boxing import molecule_box
 from matserve.structures import Batch
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from matserve.contract import InvalidInput
+from matserve.contract import InvalidInput, WeightsInfo, file_weights
 from matserve.generator.checkpoint import load_checkpoint
 from matserve.generator.model import GPT
 from matserve.generator.sampler import (KV_CACHE_BYTES, Generation, SamplingParams, SamplingRequest, check,
@@ -44,6 +44,12 @@ class ModelLimits:
 
 
 LIMITS = {"small": ModelLimits(1200, 60.0), "medium": ModelLimits(2000, 120.0), "large": ModelLimits(2000, 120.0)}
+
+
+def weights_info(checkpoint: Path) -> WeightsInfo:
+    """A named model's checkpoint provenance: the embedded one, or a configured file (None checksum if missing)."""
+    origin = "embedded" if checkpoint == EMBEDDED_SMALL else "configured"
+    return file_weights(checkpoint, f"{origin} {checkpoint.parent.name}/{checkpoint.name}")
 
 
 class UnknownGeneratorModel(InvalidInput):

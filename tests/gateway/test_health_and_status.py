@@ -1,6 +1,6 @@
 from gateway.property_models import load_registry
 from matserve.alignn.checkpoint import EMBEDDED_DIR
-from matserve.forcefields.base import sha256_file
+from matserve.contract import sha256_file
 from tests.gateway.conftest import make_client
 from tests.gateway.fakes import FakeTriton
 

@@ -290,7 +290,7 @@ def test_provenance_and_elements_without_building_a_model(monkeypatch, mace_file
         assert supported_numbers(name)
     assert len(hashes) == len(expected)
     assert weights_info("sevennet-mf-0", "r2scan").name == "SevenNet-MF-0 (R2SCAN)"
-    from matserve.forcefields.base import sha256_file
+    from matserve.contract import sha256_file
 
     mace = weights_info("mace", model=str(mace_file))  # name and hash from the user's file
     assert mace.name == "MACE (small-mace.model)" and mace.file == "small-mace.model"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from matserve.forcefields.base import ForceField, ForceFieldOutput, WeightsInfo
+from matserve.contract import WeightsInfo
+from matserve.forcefields.base import ForceField, ForceFieldOutput
 from matserve.properties.phonons import PhononSettings, supercell_for, vibrational_properties
 from matserve.structures import Batch, System
 

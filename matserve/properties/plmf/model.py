@@ -15,6 +15,7 @@ Units are AFLOW-ML's: eV (ml_egap), eV/atom (ml_energy_per_atom), GPa (moduli), 
 from __future__ import annotations
 
 import gzip
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import lightgbm as lgb
 import numpy as np
 from pymatgen.core import Structure
 
-from matserve.contract import InvalidInput, check_elements, decode_one_structure
+from matserve.contract import InvalidInput, WeightsInfo, check_elements, decode_one_structure, sha256_file
 from matserve.properties.debye import cp_from_cv, debye_cv
 from matserve.properties.plmf.elements import supported_numbers
 from matserve.properties.plmf.features import composition_features, structure_features
@@ -55,6 +56,14 @@ class PlmfPrediction:
     cp_cell: float
     thermal_conductivity: float
     thermal_expansion: float
+
+
+def weights_info(models_dir: Path = MODELS) -> WeightsInfo:
+    """The committed LightGBM models, one checksum over their files' names and checksums."""
+    files = sorted(models_dir.glob("*.txt.gz"))
+    manifest = "".join(f"{path.name} {sha256_file(path)}\n" for path in files)
+    return WeightsInfo(f"embedded plmf/models ({len(files)} LightGBM models)", "models/*.txt.gz",
+                       hashlib.sha256(manifest.encode()).hexdigest())
 
 
 def load_booster(path: Path) -> lgb.Booster:
