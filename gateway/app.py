@@ -21,7 +21,7 @@ from gateway.jobs.runner import JobRunner
 from gateway.jobs.store import JobStore
 from gateway.property_models import PropertyModel, load_registry
 from gateway.relax_queue import RelaxationQueue
-from gateway.routes import generate, health, infer, predict, system
+from gateway.routes import generate, health, infer, playground, predict, system
 from gateway.services import Services
 from gateway.state import BatchLimits, ServiceState
 from gateway.structure_input import system_from_json
@@ -122,7 +122,7 @@ def create_app(
     # /docs and /redoc load their scripts from an installed wheel, not a CDN (gateway/openapi.py)
     app = FastAPI(title="matserve", version=matserve.__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
-    for module in (health, system, infer, predict, generate):
+    for module in (health, system, infer, predict, generate, playground):
         app.include_router(module.router)
     install_docs(app)
     install_openapi(app, path_enums={"model": sorted(property_models)})
