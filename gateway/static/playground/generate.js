@@ -24,7 +24,15 @@ function requestBody() {
 }
 
 function messagesOf(candidate) {
-  return (candidate.messages || []).filter((m) => m);
+  const own = (candidate.messages || []).filter((m) => m);
+  const after = (candidate.validity?.messages || []).map((m) => `after relaxation: ${m}`);
+  return own.concat(after);
+}
+
+/** "yes", "yes, not converged" or "no" for a service that relaxes candidates ("relax": true). */
+function relaxedState(candidate) {
+  if (typeof candidate.relaxed !== "string") return badge(false);
+  return candidate.relax_converged === false ? el("span", { class: "pending", text: "yes, not converged" }) : badge(true);
 }
 
 /** The structure to draw: the relaxed one when the service sent its CIF, else the generated one. */
@@ -42,7 +50,7 @@ function render() {
     badge(c.valid, "valid", "invalid"),
     messagesOf(c).join("; ") || "—",
     fixed(c.fe),
-    ...(relaxedToo ? [fixed(c.energy_per_atom), c.relaxed === undefined ? "—" : badge(Boolean(c.relaxed))] : []),
+    ...(relaxedToo ? [fixed(c.energy_per_atom), relaxedState(c)] : []),
   ]);
   const trs = fillTable(byId("gen-results"), header, rows);
   trs.forEach((tr, i) => {
@@ -61,7 +69,8 @@ function choose(index) {
   try {
     const [structure] = parseCif(cif, "candidate");
     viewer.show(structure);
-    byId("gen-view-message").textContent = `${formula(structure)}, ${structure.numbers.length} atoms in the cell`;
+    const which = cif === chosen.relaxed ? "relaxed" : "as generated";
+    byId("gen-view-message").textContent = `${formula(structure)}, ${structure.numbers.length} atoms in the cell, ${which}`;
   } catch (error) {
     viewer.show(null);
     byId("gen-view-message").textContent = `This CIF cannot be drawn: ${error.message}`;
@@ -107,7 +116,9 @@ export function setUp() {
   viewer.show(null);
   byId("gen-form").addEventListener("submit", generate);
   byId("gen-download").addEventListener("click", () => {
-    if (chosen) download(`${chosen.input.comp}_Z${chosen.input.z}.cif`, cifOf(chosen), "chemical/x-cif");
+    if (!chosen) return;
+    const suffix = cifOf(chosen) === chosen.relaxed ? "_relaxed" : "";
+    download(`${chosen.input.comp}_Z${chosen.input.z}${suffix}.cif`, cifOf(chosen), "chemical/x-cif");
   });
   loadModels();
 }
