@@ -52,10 +52,10 @@ async def prepare(services: Services, memory: MemoryProbe | None) -> None:
             raise RuntimeError("no memory probe and no MATSERVE_BATCH_SIZE: cannot size batches")
         limits = await estimate_limits(services.triton.forcefield, memory, services.settings.device == "gpu")
         if services.settings.max_system_size:
-            limits = BatchLimits(limits.batch_size, limits.max_batch_size, services.settings.max_system_size)
+            limits = BatchLimits(limits.atom_budget, limits.max_atom_budget, services.settings.max_system_size)
     services.state.limits = limits
-    max_atoms = services.settings.queue_atoms or QUEUE_BUDGETS * limits.batch_size
-    services.relax_queue = RelaxationQueue(services.triton.relax_stream, limits.batch_size, max_atoms)
+    max_atoms = services.settings.queue_atoms or QUEUE_BUDGETS * limits.atom_budget
+    services.relax_queue = RelaxationQueue(services.triton.relax_stream, limits.atom_budget, max_atoms)
     await services.jobs.start()
     log.info("ready: %s", limits)
 

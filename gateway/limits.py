@@ -126,7 +126,7 @@ def limits_from_probe(points: list[ProbePoint], free_bytes: int, on_gpu: bool) -
     per_atom = max((large.peak_bytes - small.peak_bytes) / max(large.atoms - small.atoms, 1), MIN_BYTES_PER_ATOM)
     max_batch = max(int(free_bytes * MEMORY_FRACTION / per_atom), large.atoms)
     batch = max_batch if on_gpu else min(max_batch, CPU_BATCH_CAP)
-    return BatchLimits(batch_size=batch, max_batch_size=max_batch, max_system_size=max_batch)
+    return BatchLimits(atom_budget=batch, max_atom_budget=max_batch, max_system_size=max_batch)
 
 
 async def estimate_limits(run_batch: RunBatch, memory: MemoryProbe, on_gpu: bool) -> BatchLimits:

@@ -27,7 +27,7 @@ class Admission:
 
     async def results(self) -> AsyncIterator[tuple[int, RelaxResult]]:
         try:
-            async for index, result in self.queue.relax_stream(self.systems, self.options, self.queue.batch_size):
+            async for index, result in self.queue.relax_stream(self.systems, self.options, self.queue.atom_budget):
                 self._retire(index, finished=True)
                 yield index, result
         finally:
@@ -46,9 +46,9 @@ class Admission:
 
 
 class RelaxationQueue:
-    def __init__(self, relax_stream: RelaxStream, batch_size: int, max_atoms: int):
+    def __init__(self, relax_stream: RelaxStream, atom_budget: int, max_atoms: int):
         self.relax_stream = relax_stream
-        self.batch_size = batch_size  # the model's atom budget
+        self.atom_budget = atom_budget  # the model's atoms per step
         self.atoms = Bound("relaxation", "atoms", max_atoms)
         self.queue_size_tasks = 0  # structures waiting or running, as /v1/status reports them
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class BatchLimits:
-    """Atom counts for packing (the BGR NIM's names)."""
+    """Atom counts for packing; /v1/status reports the budgets as the BGR NIM's batch_size and max_batch_size."""
 
-    batch_size: int  # atom budget used per model step
-    max_batch_size: int  # most atoms that fit in memory at once
+    atom_budget: int  # atoms per model step
+    max_atom_budget: int  # most atoms that fit in memory at once
     max_system_size: int  # largest single structure accepted
 
 

@@ -34,12 +34,12 @@ def options_from_inputs(inputs: dict[str, np.ndarray], n_systems: int) -> list[R
 
     defaults = RelaxOptions()
     fmax = per_system("FMAX", defaults.fmax)
-    pressure_tol = per_system("PRESSURE_TOL", defaults.pressure_tol_kbar)
+    pressure_tol_kbar = per_system("PRESSURE_TOL", defaults.pressure_tol_kbar)
     cellopt = per_system("CELLOPT", defaults.cellopt)
     max_steps = per_system("MAX_STEPS", 0)  # without relaxation inputs: a single point
     optimizer = per_system("OPTIMIZER", defaults.optimizer)
     cell_filter = per_system("CELL_FILTER", defaults.cell_filter)
-    if any(len(v) != n_systems for v in (fmax, pressure_tol, cellopt, max_steps, optimizer, cell_filter)):
+    if any(len(v) != n_systems for v in (fmax, pressure_tol_kbar, cellopt, max_steps, optimizer, cell_filter)):
         raise InvalidInput("relaxation inputs need one value, or one per structure")
     unknown = sorted(set(optimizer) - set(OPTIMIZERS)) + sorted(set(cell_filter) - set(CELL_FILTERS))
     if unknown:
@@ -48,11 +48,11 @@ def options_from_inputs(inputs: dict[str, np.ndarray], n_systems: int) -> list[R
     return [
         RelaxOptions(fmax=float(f), pressure_tol_kbar=float(p), cellopt=bool(c), max_steps=int(s), optimizer=o,
                      cell_filter=cf)
-        for f, p, c, s, o, cf in zip(fmax, pressure_tol, cellopt, max_steps, optimizer, cell_filter)
+        for f, p, c, s, o, cf in zip(fmax, pressure_tol_kbar, cellopt, max_steps, optimizer, cell_filter)
     ]
 
 
-class ForcefieldModel:
+class ForceFieldModel:
     def __init__(self, name: str = "chgnet", device: str = "cpu", modal: str = "", atom_budget: int = 0,
                  model: str | None = None):
         self.forcefield: ForceField = load_forcefield(name, device=device, modal=modal, model=model)

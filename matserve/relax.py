@@ -95,7 +95,7 @@ class FireState:
     n_positive: torch.Tensor  # (B,) steps since the power was last negative
     n_steps: torch.Tensor  # (B,)
     fmax: torch.Tensor  # (B,)
-    pressure_tol: torch.Tensor  # (B,) eV/Å³
+    pressure_tol_ev_per_a3: torch.Tensor  # (B,) eV/Å³
     cellopt: torch.Tensor  # (B,) bool
     max_steps: torch.Tensor  # (B,)
     fire2: torch.Tensor  # (B,) bool: FIRE 2.0, else FIRE
@@ -166,7 +166,7 @@ def initial_state(systems: list[System], options: list[RelaxOptions], indices: l
         n_positive=torch.zeros(n, dtype=torch.long),
         n_steps=torch.zeros(n, dtype=torch.long),
         fmax=torch.tensor([o.fmax for o in options], dtype=dtype),
-        pressure_tol=torch.tensor([o.pressure_tol_kbar for o in options], dtype=dtype) / EV_PER_A3_TO_KBAR,
+        pressure_tol_ev_per_a3=torch.tensor([o.pressure_tol_kbar for o in options], dtype=dtype) / EV_PER_A3_TO_KBAR,
         cellopt=cellopt,
         max_steps=torch.tensor([o.max_steps for o in options]),
         fire2=fire2,
@@ -191,7 +191,7 @@ def is_converged(state: FireState, forces: torch.Tensor, stress: torch.Tensor) -
     force_norm = torch.linalg.norm(forces, dim=1) * state.active
     max_force = per_system_max(force_norm, state.system_idx, len(state.n_atoms))
     max_stress = stress.abs().amax(dim=(1, 2))
-    return (max_force <= state.fmax) & (~state.cellopt | (max_stress <= state.pressure_tol))
+    return (max_force <= state.fmax) & (~state.cellopt | (max_stress <= state.pressure_tol_ev_per_a3))
 
 
 def system_norm(atom_part: torch.Tensor, cell_part: torch.Tensor, system_idx: torch.Tensor) -> torch.Tensor:

@@ -47,8 +47,8 @@ async def status(services: Services = Depends(get_services)) -> dict:
                 "tasks_completed": counters.tasks_completed // share,
                 "queue_size_atoms": queue_atoms // share,
                 "queue_size_tasks": queue_tasks // share,
-                "batch_size": limits.batch_size if limits else 0,
-                "max_batch_size": limits.max_batch_size if limits else 0,
+                "batch_size": limits.atom_budget if limits else 0,
+                "max_batch_size": limits.max_atom_budget if limits else 0,
                 "gpu_model": name,
             }
             for device, name in workers

@@ -25,7 +25,7 @@ async def finishing_in_reverse(systems, options, atom_budget):
 
 
 def test_an_empty_queue_admits_any_request_and_a_full_one_refuses():
-    queue = RelaxationQueue(finishing_in_reverse, batch_size=10, max_atoms=20)
+    queue = RelaxationQueue(finishing_in_reverse, atom_budget=10, max_atoms=20)
     big = queue.admit([system(30)], [OPTIONS])  # larger than the bound, but nothing else waits
     assert (queue.queue_size_atoms, queue.queue_size_tasks) == (30, 1)
     with pytest.raises(QueueFull, match="30 atoms queued, this request adds 2, the bound is 20") as refused:
@@ -39,7 +39,7 @@ def test_an_empty_queue_admits_any_request_and_a_full_one_refuses():
 
 
 def test_atoms_leave_the_queue_as_structures_finish():
-    queue = RelaxationQueue(finishing_in_reverse, batch_size=10, max_atoms=100)
+    queue = RelaxationQueue(finishing_in_reverse, atom_budget=10, max_atoms=100)
     admission = queue.admit([system(3), system(5)], [OPTIONS] * 2)
     seen = []
 
@@ -57,7 +57,7 @@ def test_release_after_a_failure_empties_the_figures_once():
         yield 0, RelaxResult(s, 0.0, np.zeros((s.n_atoms, 3)), np.zeros((3, 3)), True, 0)
         raise RuntimeError("backend gone")
 
-    queue = RelaxationQueue(failing, batch_size=10, max_atoms=100)
+    queue = RelaxationQueue(failing, atom_budget=10, max_atoms=100)
     admission = queue.admit([system(3), system(5), system(7)], [OPTIONS] * 3)
 
     async def consume():
@@ -73,7 +73,7 @@ def test_release_after_a_failure_empties_the_figures_once():
 def test_retry_after_is_the_excess_over_the_recent_throughput():
     now = [0.0]
     throughput = Throughput(window_s=60, clock=lambda: now[0])
-    queue = RelaxationQueue(finishing_in_reverse, batch_size=10, max_atoms=100)
+    queue = RelaxationQueue(finishing_in_reverse, atom_budget=10, max_atoms=100)
     queue.atoms.throughput = throughput
     for _ in range(11):  # 10 atoms a second
         throughput.add(1)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from matserve.contract import InvalidInput, encode_structures
-from matserve.forcefield_model import ForcefieldModel
+from matserve.forcefield_model import ForceFieldModel
 from matserve.structures import System
 from tests.crystals import nacl, rattled, si
 
@@ -15,7 +15,7 @@ def packed(*structures, **extra):
 
 @pytest.fixture(scope="module")
 def sevennet_model():
-    return ForcefieldModel("sevennet")
+    return ForceFieldModel("sevennet")
 
 
 def test_sevennet_relaxes_a_batch_through_the_model(sevennet_model):
@@ -43,6 +43,6 @@ def test_elements_outside_the_model_are_rejected(sevennet_model):
 
 def test_the_modal_setting_reaches_the_force_field():
     """model.py passes (forcefield, device, forcefield_modal, batch_size) positionally."""
-    model = ForcefieldModel("sevennet-mf-0", "cpu", "r2scan", 64)
+    model = ForceFieldModel("sevennet-mf-0", "cpu", "r2scan", 64)
     assert model.forcefield.modal == "R2SCAN" and model.atom_budget == 64
     assert model.forcefield.weights.name == "SevenNet-MF-0 (R2SCAN)"

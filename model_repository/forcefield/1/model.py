@@ -10,7 +10,7 @@ import json
 import triton_python_backend_utils as pb_utils
 
 from matserve.contract import InvalidInput
-from matserve.forcefield_model import INPUTS, STRUCTURE_OUTPUTS, ForcefieldModel, structure_outputs, torch_device
+from matserve.forcefield_model import INPUTS, STRUCTURE_OUTPUTS, ForceFieldModel, structure_outputs, torch_device
 from matserve.logs import configure_logging
 from matserve.relax_scheduler import RelaxJob, RelaxScheduler
 from matserve.settings import Settings
@@ -24,7 +24,7 @@ class TritonPythonModel:
         configure_logging(settings.log_level)
         configure_torch(settings.torch_threads)
         device = torch_device(args["model_instance_kind"], args["model_instance_device_id"])
-        self.model = ForcefieldModel(settings.forcefield, device, settings.forcefield_modal, settings.batch_size,
+        self.model = ForceFieldModel(settings.forcefield, device, settings.forcefield_modal, settings.batch_size,
                                      settings.forcefield_model)
         self.config = json.loads(args["model_config"])
         self.scheduler = RelaxScheduler(self.model.forcefield, settings.batch_size)
