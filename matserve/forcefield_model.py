@@ -13,6 +13,7 @@ import torch
 
 from matserve.contract import ACTIVE_MASK, STRUCTURE_ARRAYS, InvalidInput, decode_structures
 from matserve.forcefields import ForceField, load_forcefield
+from matserve.forcefields.registry import Dispersion
 from matserve.relax import CELL_FILTERS, OPTIMIZERS, RelaxOptions, RelaxResult, relax
 from matserve.structures import System
 
@@ -54,8 +55,9 @@ def options_from_inputs(inputs: dict[str, np.ndarray], n_systems: int) -> list[R
 
 class ForceFieldModel:
     def __init__(self, name: str = "chgnet", device: str = "cpu", modal: str = "", atom_budget: int = 0,
-                 model: str | None = None):
-        self.forcefield: ForceField = load_forcefield(name, device=device, modal=modal, model=model)
+                 model: str | None = None, dispersion: Dispersion | None = None):
+        self.forcefield: ForceField = load_forcefield(name, device=device, modal=modal, model=model,
+                                                      dispersion=dispersion)
         self.atom_budget = atom_budget
 
     def parse(self, inputs: dict[str, np.ndarray]) -> tuple[list[System], list[RelaxOptions], int]:

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from matserve.forcefields.registry import FORCEFIELDS, entry
+from matserve.forcefields.registry import D3_CUTOFF, D3_DAMPINGS, FORCEFIELDS, Dispersion, entry
 
 
 class Settings(BaseSettings):
@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     forcefield_model: str = Field("", description="model file for a force field that ships no weights (mace: "
                                                   "a MACE .model file saved with torch.save(model), e.g. mounted "
                                                   "on the model-cache volume); empty for the others")
+    dispersion: Literal["", "d3"] = Field("", description="d3 adds DFT-D3 dispersion (torch-dftd) to the force "
+                                                         "field's energy, forces and stress; empty: none")
+    dispersion_functional: str = Field("pbe", description="D3 parameters of this functional (torch-dftd's names: "
+                                                          "pbe, pbesol, r2scan, b3-lyp, ...); pbe for MP-trained "
+                                                          "force fields")
+    dispersion_damping: Literal[D3_DAMPINGS] = Field("bj", description="D3 damping: bj (Becke-Johnson), zero, "
+                                                                       "bjm or zerom (modified)")
+    dispersion_cutoff: float = Field(D3_CUTOFF, gt=0, description="D3 pair cutoff, Å (default 95 Bohr, "
+                                                                  "as the DFT-D3 program)")
     opttol: float = 0.005
     opttol_pressure: float = 0.5
     cellopt: bool = False
@@ -89,6 +98,17 @@ class Settings(BaseSettings):
         if path and not Path(path).expanduser().is_file():
             raise ValueError(f"MATSERVE_FORCEFIELD_MODEL={path!r}: no such file (mount the model file there)")
         return self
+
+    @model_validator(mode="after")
+    def _dispersion_known(self) -> Settings:
+        self.dispersion_config  # ValueError when torch-dftd has no parameters for the functional and damping
+        return self
+
+    @property
+    def dispersion_config(self) -> Dispersion:
+        """The dispersion every force field of this deployment adds; ``Dispersion()`` (off) by default."""
+        return Dispersion(self.dispersion, self.dispersion_functional, self.dispersion_damping,
+                          self.dispersion_cutoff)
 
     @property
     def api_key_set(self) -> frozenset[str]:

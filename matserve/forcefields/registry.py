@@ -14,6 +14,10 @@ An entry with ``model_file`` set ships no weights: the user mounts a model file 
 ``MATSERVE_FORCEFIELD_MODEL`` (``Settings.forcefield_model``); its adapter takes it as ``model_path``.
 The functions below take that path as ``model``; left as None they read the environment variable,
 so callers that know only the force field's name (the gateway) see the same file the models load.
+
+D3 dispersion (``MATSERVE_DISPERSION=d3``, ``Settings.dispersion``) is an option on any entry: ``Dispersion``
+says which (functional, damping, cutoff); ``load`` wraps the model in ``dispersion.WithDispersion`` and
+the weights' name gains " + D3(BJ)". As with the model file, ``dispersion=None`` reads the environment.
 """
 
 from __future__ import annotations
@@ -30,6 +34,63 @@ if TYPE_CHECKING:
     from matserve.forcefields.base import ForceField
 
 MODEL_SETTING = "MATSERVE_FORCEFIELD_MODEL"  # Settings.forcefield_model
+DISPERSION_SETTINGS = ("MATSERVE_DISPERSION", "MATSERVE_DISPERSION_FUNCTIONAL", "MATSERVE_DISPERSION_DAMPING",
+                       "MATSERVE_DISPERSION_CUTOFF")  # Settings.dispersion, dispersion_functional, ...
+DISPERSION_METHODS = ("", "d3")  # empty: off
+D3_DAMPINGS = ("bj", "zero", "bjm", "zerom")  # torch-dftd's: Becke-Johnson, zero, and their modified forms
+D3_CUTOFF = 95.0 * 0.52917721067  # Å: torch-dftd's (and the DFT-D3 program's) pair cutoff, 95 Bohr
+_D3_LABELS = {"bj": "D3(BJ)", "zero": "D3(0)", "bjm": "D3M(BJ)", "zerom": "D3M(0)"}
+
+
+@dataclass(frozen=True)
+class Dispersion:
+    """Which dispersion correction to add to a force field; ``Dispersion()`` is none.
+
+    ``functional`` and ``damping`` pick torch-dftd's D3 parameters (``get_dftd3_default_params``);
+    ``cutoff`` is the pair cutoff in Å (coordination numbers use torch-dftd's 40 Bohr, or this if shorter).
+    """
+
+    method: str = ""  # "" (off) or "d3"
+    functional: str = "pbe"
+    damping: str = "bj"
+    cutoff: float = D3_CUTOFF
+
+    def __post_init__(self) -> None:
+        for name in ("method", "functional", "damping"):  # torch-dftd spells them in lower case
+            object.__setattr__(self, name, getattr(self, name).strip().lower())
+        if self.method not in DISPERSION_METHODS:
+            raise ValueError(f"MATSERVE_DISPERSION={self.method!r}: choose 'd3', or leave it empty for none")
+        if self.damping not in D3_DAMPINGS:
+            raise ValueError(f"MATSERVE_DISPERSION_DAMPING={self.damping!r}: choose one of {list(D3_DAMPINGS)}")
+        if not self.cutoff > 0:
+            raise ValueError(f"MATSERVE_DISPERSION_CUTOFF={self.cutoff!r}: must be positive (Å)")
+        from torch_dftd.dftd3_xc_params import get_dftd3_default_params  # plain Python: no torch import
+
+        try:
+            get_dftd3_default_params(self.damping, self.functional)
+        except ValueError:
+            raise ValueError(f"MATSERVE_DISPERSION_FUNCTIONAL={self.functional!r}: torch-dftd has no D3 parameters "
+                             f"for it with {self.damping} damping (pbe has all four dampings)") from None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.method)
+
+    @property
+    def label(self) -> str:
+        """How the weights' name shows it: ``D3(BJ)``; empty when off."""
+        return _D3_LABELS[self.damping] if self.enabled else ""
+
+    @classmethod
+    def from_environment(cls) -> Dispersion:
+        """The dispersion the MATSERVE_DISPERSION* variables ask for (what Settings reads)."""
+        method, functional, damping, cutoff = (os.environ.get(name, "").strip() for name in DISPERSION_SETTINGS)
+        return cls(method, functional or "pbe", damping or "bj", float(cutoff) if cutoff else D3_CUTOFF)
+
+
+def resolve_dispersion(dispersion: Dispersion | None) -> Dispersion:
+    """``dispersion``, None reading the environment."""
+    return Dispersion.from_environment() if dispersion is None else dispersion
 
 
 def forcefield_label(name: str) -> str:
@@ -95,34 +156,49 @@ class ForceFieldEntry:
             kwargs["model_path"] = path
         return kwargs
 
-    def display_name(self, modal: str = "", model: str | None = None) -> str:
+    def display_name(self, modal: str = "", model: str | None = None, dispersion: Dispersion | None = None) -> str:
+        """The weights' name in /v1/metadata: ``SevenNet-MF-0 (PBE)``, ``CHGNet 0.3.0 + D3(BJ)``."""
         head = self.resolve_modal(modal)
         title = self.title
         if self.model_file:
             title = f"{title} ({Path(self.resolve_model(model)).name})"  # the weights' name: the file's
-        return f"{title} ({head})" if head else title
+        title = f"{title} ({head})" if head else title
+        return with_dispersion_label(title, resolve_dispersion(dispersion))
 
-    def load(self, device: str = "cpu", modal: str = "", model: str | None = None) -> ForceField:
+    def load(self, device: str = "cpu", modal: str = "", model: str | None = None,
+             dispersion: Dispersion | None = None) -> ForceField:
         kwargs = self._options(model)
         if self.modals:
             kwargs["modal"] = self.resolve_modal(modal)
         else:
             self.resolve_modal(modal)  # refuses a modal for a single-fidelity model
-        return self.adapter_class()(device=device, name=self.name, title=self.display_name(modal, model), **kwargs)
+        dispersion = resolve_dispersion(dispersion)
+        title = self.display_name(modal, model, Dispersion())  # the wrapper adds its own label
+        base = self.adapter_class()(device=device, name=self.name, title=title, **kwargs)
+        if not dispersion.enabled:
+            return base
+        from matserve.forcefields.dispersion import WithDispersion
+
+        return WithDispersion(base, dispersion)
 
     def weights_file(self, model: str | None = None) -> Path:
         return self.adapter_class().weights_file(**self._options(model))
 
-    def weights(self, modal: str = "", model: str | None = None) -> WeightsInfo:
+    def weights(self, modal: str = "", model: str | None = None, dispersion: Dispersion | None = None) -> WeightsInfo:
         from matserve.contract import WeightsInfo, sha256_file
 
         path = self.weights_file(model)
-        return WeightsInfo(self.display_name(modal, model), path.name, sha256_file(path))
+        return WeightsInfo(self.display_name(modal, model, dispersion), path.name, sha256_file(path))
 
     def supported_numbers(self, model: str | None = None) -> frozenset[int]:
         if self.model_file:  # the adapter caches per file version: a replaced file is read again
             return frozenset(self.adapter_class().covered_numbers(**self._options(model)))
         return _covered_numbers(self.name)
+
+
+def with_dispersion_label(title: str, dispersion: Dispersion) -> str:
+    """``title + D3(BJ)`` when dispersion is on, else ``title``."""
+    return f"{title} + {dispersion.label}" if dispersion.enabled else title
 
 
 @cache
@@ -153,15 +229,18 @@ def entry(name: str) -> ForceFieldEntry:
         raise ValueError(f"unknown force field {name!r}; choose one of {list(FORCEFIELDS)}") from None
 
 
-def load_forcefield(name: str = "chgnet", device: str = "cpu", modal: str = "", model: str | None = None) -> ForceField:
+def load_forcefield(name: str = "chgnet", device: str = "cpu", modal: str = "", model: str | None = None,
+                    dispersion: Dispersion | None = None) -> ForceField:
     """The force field ``name`` on ``device``; ``modal`` picks a multi-fidelity model's head (empty: its default);
-    ``model`` is the user's model file for an entry that takes one (None: MATSERVE_FORCEFIELD_MODEL)."""
-    return entry(name).load(device=device, modal=modal, model=model)
+    ``model`` is the user's model file for an entry that takes one (None: MATSERVE_FORCEFIELD_MODEL);
+    ``dispersion`` adds D3 (None: the MATSERVE_DISPERSION* variables; ``Dispersion()``: none)."""
+    return entry(name).load(device=device, modal=modal, model=model, dispersion=dispersion)
 
 
-def weights_info(name: str = "chgnet", modal: str = "", model: str | None = None) -> WeightsInfo:
+def weights_info(name: str = "chgnet", modal: str = "", model: str | None = None,
+                 dispersion: Dispersion | None = None) -> WeightsInfo:
     """Provenance of a force field's weights without loading the model (for /v1/metadata)."""
-    return entry(name).weights(modal, model)
+    return entry(name).weights(modal, model, dispersion)
 
 
 def supported_numbers(name: str = "chgnet", model: str | None = None) -> frozenset[int]:

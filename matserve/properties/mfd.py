@@ -6,6 +6,7 @@ import numpy as np
 
 from matserve.contract import decode_one_structure
 from matserve.forcefields import ForceField, load_forcefield
+from matserve.forcefields.registry import Dispersion
 from matserve.properties.phonons import PhononSettings, vibrational_properties
 
 TEMPERATURE = 300.0
@@ -13,8 +14,10 @@ TEMPERATURE = 300.0
 
 class MfdModel:
     def __init__(self, forcefield: ForceField | None = None, settings: PhononSettings = PhononSettings(),
-                 forcefield_name: str = "chgnet", device: str = "cpu", modal: str = "", model: str | None = None):
-        self.forcefield = forcefield or load_forcefield(forcefield_name, device=device, modal=modal, model=model)
+                 forcefield_name: str = "chgnet", device: str = "cpu", modal: str = "", model: str | None = None,
+                 dispersion: Dispersion | None = None):
+        self.forcefield = forcefield or load_forcefield(forcefield_name, device=device, modal=modal, model=model,
+                                                        dispersion=dispersion)
         self.settings = settings
 
     def execute(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -25,7 +25,7 @@ class TritonPythonModel:
         configure_torch(settings.torch_threads)
         device = torch_device(args["model_instance_kind"], args["model_instance_device_id"])
         self.model = ForceFieldModel(settings.forcefield, device, settings.forcefield_modal, settings.batch_size,
-                                     settings.forcefield_model)
+                                     settings.forcefield_model, dispersion=settings.dispersion_config)
         self.config = json.loads(args["model_config"])
         self.scheduler = RelaxScheduler(self.model.forcefield, settings.batch_size)
         self.scheduler.start()

@@ -21,8 +21,10 @@ class TritonPythonModel:
                                  displacement=settings.phonon_displacement,
                                  atom_budget=settings.phonon_atom_budget)
         device = torch_device(args["model_instance_kind"], args["model_instance_device_id"])
+        modal, model_file = settings.forcefield_options(settings.forcefield)
         self.model = MfdModel(settings=phonons, forcefield_name=settings.forcefield, device=device,
-                              modal=settings.forcefield_modal, model=settings.forcefield_model)
+                              modal=modal, model=model_file,
+                              dispersion=settings.dispersion_config)
 
     def execute(self, requests):
         return [answer(pb_utils, request, self.model.execute, STRUCTURE_ARRAYS, OUTPUTS) for request in requests]
