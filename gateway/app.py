@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import contextlib
 import logging
 import socket
@@ -30,7 +31,6 @@ from matserve.settings import Settings
 
 log = logging.getLogger("matserve.gateway")
 
-FORCEFIELD_MODEL = "forcefield"
 GENERATOR_MODEL = "generator"
 READY_POLL_S = 0.5
 QUEUE_BUDGETS = 4  # default bound on relaxation atoms waiting or running, in atom budgets
@@ -43,21 +43,27 @@ def configured_limits(settings: Settings) -> BatchLimits | None:
 
 
 async def prepare(services: Services, memory: MemoryProbe | None) -> None:
-    """Wait for Triton, estimate the atom budget unless configured, then open the relaxation queue."""
+    """Wait for Triton, estimate each force field's atom budget unless configured, then open their queues."""
     while not await services.triton.ready_models(services.state.models) == services.state.models:
         await asyncio.sleep(READY_POLL_S)
-    limits = configured_limits(services.settings)
-    if limits is None:
-        if memory is None:
-            raise RuntimeError("no memory probe and no MATSERVE_BATCH_SIZE: cannot size batches")
-        limits = await estimate_limits(services.triton.forcefield, memory, services.settings.device == "gpu")
-        if services.settings.max_system_size:
-            limits = BatchLimits(limits.atom_budget, limits.max_atom_budget, services.settings.max_system_size)
-    services.state.limits = limits
-    max_atoms = services.settings.queue_atoms or QUEUE_BUDGETS * limits.atom_budget
-    services.relax_queue = RelaxationQueue(services.triton.relax_stream, limits.atom_budget, max_atoms)
+    settings = services.settings
+    for name in settings.served_forcefields:
+        triton_model = settings.forcefield_triton_model(name)
+        limits = configured_limits(settings)
+        if limits is None:
+            if memory is None:
+                raise RuntimeError("no memory probe and no MATSERVE_BATCH_SIZE: cannot size batches")
+            run_batch = functools.partial(services.triton.forcefield, model=triton_model)
+            limits = await estimate_limits(run_batch, memory, settings.device == "gpu")
+            if settings.max_system_size:
+                limits = BatchLimits(limits.atom_budget, limits.max_atom_budget, settings.max_system_size)
+        services.state.forcefield_limits[name] = limits
+        max_atoms = settings.queue_atoms or QUEUE_BUDGETS * limits.atom_budget
+        relax_stream = functools.partial(services.triton.relax_stream, model=triton_model)
+        services.relax_queues[name] = RelaxationQueue(relax_stream, limits.atom_budget, max_atoms)
+        log.info("%s ready: %s", name, limits)
+    services.state.limits = services.state.forcefield_limits[settings.forcefield]
     await services.jobs.start()
-    log.info("ready: %s", limits)
 
 
 def log_failure(task: asyncio.Task) -> None:
@@ -98,7 +104,8 @@ def create_app(
 ) -> FastAPI:
     """``triton`` replaces the gRPC client (tests pass a small fake beside the real-server tests)."""
     property_models = load_registry()
-    state = ServiceState(models=[FORCEFIELD_MODEL, GENERATOR_MODEL, *(m.triton_model for m in property_models.values())])
+    forcefields = [settings.forcefield_triton_model(name) for name in settings.served_forcefields]
+    state = ServiceState(models=[*forcefields, GENERATOR_MODEL, *(m.triton_model for m in property_models.values())])
     metrics = Metrics()
 
     @contextlib.asynccontextmanager

@@ -153,6 +153,8 @@ _READINESS = {
         "status": {"type": "string", "enum": ["ready", "not ready"]},
         "backends_alive": {"type": "integer", "minimum": 0, "description": "Triton models ready"},
         "backends_total": {"type": "integer", "minimum": 0, "description": "Triton models served"},
+        "backends_not_ready": {"type": "array", "items": {"type": "string"},
+                               "description": "matserve extension, when not ready: the Triton models not ready"},
     },
     "required": ["status", "backends_alive", "backends_total"],
 }

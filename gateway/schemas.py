@@ -68,6 +68,8 @@ class InferRequest(BaseModel):
         None, description="matserve extension, with cellopt: ASE's UnitCellFilter or FrechetCellFilter")
     timeout_s: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S, description="matserve extension: past this many "
                                     "seconds the relaxation is cancelled and answered with 504")
+    model: str | None = Field(None, description="matserve extension: the served force field that relaxes them "
+                                                "(/v1/metadata lists them); default: the first")
     info: str | None = None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -28,29 +28,37 @@ class Services:
     property_models: dict[str, PropertyModel]
     jobs: JobRunner
     sequences: Bound  # generation sequences waiting or running
-    relax_queue: RelaxationQueue | None = None  # exists once the atom budget is known
+    relax_queues: dict[str, RelaxationQueue] = field(default_factory=dict)  # by force field, once its budget is known
+
+    @property
+    def relax_queue(self) -> RelaxationQueue | None:
+        """The default force field's queue (None until its atom budget is known)."""
+        return self.relax_queues.get(self.settings.forcefield)
 
     async def ready_models(self) -> list[str]:
         if self.state.triton_failed:
             return []
         return await self.triton.ready_models(self.state.models)
 
-    async def readiness(self) -> tuple[int, bool]:
-        """(models ready in Triton, whether the service is ready), from one round of Triton queries."""
-        alive = len(await self.ready_models())
-        prepared = not self.state.draining and self.state.limits is not None and self.relax_queue is not None
-        return alive, prepared and alive == len(self.state.models)
+    async def readiness(self) -> tuple[list[str], bool]:
+        """(the Triton models not ready, whether the service is ready), from one round of Triton queries."""
+        alive = set(await self.ready_models())
+        missing = [model for model in self.state.models if model not in alive]
+        served = self.settings.served_forcefields
+        prepared = not self.state.draining and self.state.limits is not None and len(self.relax_queues) == len(served)
+        return missing, prepared and not missing
 
-    def size_problem(self, n_atoms: int) -> str | None:
-        limits = self.state.limits
+    def size_problem(self, n_atoms: int, forcefield: str = "") -> str | None:
+        """Why a structure is too large for a force field (empty: the default), or None."""
+        limits = self.state.forcefield_limits.get(forcefield) if forcefield else self.state.limits
         if limits is not None and n_atoms > limits.max_system_size:
             return f"structure has {n_atoms} atoms; max_system_size is {limits.max_system_size}"
         return None
 
-    def element_problem(self, numbers: list[int]) -> str | None:
-        """Why the served force field cannot relax these atomic numbers (None: it can); property
-        models check their own elements (``PropertyModel.element_problem``)."""
-        name = self.settings.forcefield
+    def element_problem(self, numbers: list[int], forcefield: str = "") -> str | None:
+        """Why a served force field (empty: the default) cannot relax these atomic numbers (None: it can);
+        property models check their own elements (``PropertyModel.element_problem``)."""
+        name = forcefield or self.settings.forcefield
         return element_problem(forcefield_label(name), numbers, supported_numbers(name))
 
 

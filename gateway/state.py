@@ -31,7 +31,8 @@ class ServiceState:
     models: list[str]  # Triton models that must be ready
     draining: bool = False
     triton_failed: bool = False
-    limits: BatchLimits | None = None
+    limits: BatchLimits | None = None  # the default force field's
+    forcefield_limits: dict[str, BatchLimits] = field(default_factory=dict)  # every served force field's, by name
     limits_error: str | None = None
     http_in_flight: int = 0
     counters: Counters = field(default_factory=Counters)

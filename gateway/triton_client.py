@@ -24,6 +24,7 @@ from matserve.structures import System
 
 
 ALIGNN_MODEL = "alignn"
+FORCEFIELD_MODEL = "forcefield"  # the default force field's; the others are forcefield-<name>
 T = TypeVar("T")
 
 
@@ -167,20 +168,19 @@ class TritonClient:
             finished.set()
             responses.cancel()
 
-    async def relax_stream(self, systems: list[System], options: list[RelaxOptions],
-                           atom_budget: int = 0) -> AsyncIterator[tuple[int, RelaxResult]]:
-        """(index, result) of each structure, in the order they finish."""
+    async def relax_stream(self, systems: list[System], options: list[RelaxOptions], atom_budget: int = 0,
+                           model: str = FORCEFIELD_MODEL) -> AsyncIterator[tuple[int, RelaxResult]]:
+        """(index, result) of each structure, in the order they finish, from the Triton force-field ``model``."""
         inputs = forcefield_inputs(systems, options, atom_budget)
-        async for outputs in self.stream("forcefield", inputs, STRUCTURE_OUTPUTS, len(systems)):
+        async for outputs in self.stream(model, inputs, STRUCTURE_OUTPUTS, len(systems)):
             index = int(outputs["INDEX"][0])
             yield forcefield_result(outputs, systems[index])
 
-    async def forcefield(
-        self, systems: list[System], options: list[RelaxOptions], atom_budget: int = 0
-    ) -> list[RelaxResult]:
+    async def forcefield(self, systems: list[System], options: list[RelaxOptions], atom_budget: int = 0,
+                         model: str = FORCEFIELD_MODEL) -> list[RelaxResult]:
         """Every structure's result, in the request's order."""
         results: dict[int, RelaxResult] = {}
-        async for index, result in self.relax_stream(systems, options, atom_budget):
+        async for index, result in self.relax_stream(systems, options, atom_budget, model):
             results[index] = result
         return [results[i] for i in range(len(systems))]
 

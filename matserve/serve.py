@@ -123,7 +123,8 @@ def serve(settings: Settings | None = None) -> int:
     work_dir = runtime_dir(data_dir)
     installation = find_tritonserver(settings.tritonserver, work_dir)
     source = Path(settings.model_repository) if settings.model_repository else DEFAULT_MODEL_REPOSITORY
-    repository = render_model_repository(source, work_dir / "model_repository", settings.device)
+    repository = render_model_repository(source, work_dir / "model_repository", settings.device,
+                                         forcefields=tuple(settings.served_forcefields))
     grpc_port = settings.triton_grpc_port or free_port()
     http_port = settings.triton_http_port or free_port()
     log.info("starting tritonserver %s (gRPC 127.0.0.1:%d)", installation.binary, grpc_port)

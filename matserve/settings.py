@@ -37,6 +37,9 @@ class Settings(BaseSettings):
 
     # Force field and relaxation defaults (the BGR NIM's)
     forcefield: Literal[FORCEFIELDS] = Field("chgnet", description="a name in matserve/forcefields/registry.py")
+    forcefields: str = Field("", description="comma-separated force fields served at once, each its own Triton model "
+                                             "and atom budget; /v1/infer picks one by \"model\"; the first is the "
+                                             "default (and replaces MATSERVE_FORCEFIELD); empty: that one alone")
     forcefield_modal: str = Field("", description="fidelity head of a multi-fidelity force field (sevennet-mf-0: "
                                                   "PBE or R2SCAN, any case); empty: its PBE head")
     forcefield_model: str = Field("", description="model file for a force field that ships no weights (mace: "
@@ -87,17 +90,54 @@ class Settings(BaseSettings):
     replica_id: str = Field("", description="this gateway's name in the job store; empty: hostname:port")
 
     @model_validator(mode="after")
+    def _served_forcefields_exist(self) -> Settings:
+        """MATSERVE_FORCEFIELDS names known force fields, once each; its first is the default ``forcefield``."""
+        names = self.served_forcefields
+        unknown = [name for name in names if name not in FORCEFIELDS]
+        if unknown:
+            raise ValueError(f"MATSERVE_FORCEFIELDS: unknown force fields {unknown}; choose from {list(FORCEFIELDS)}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"MATSERVE_FORCEFIELDS names a force field twice: {self.forcefields!r}")
+        self.forcefield = names[0]
+        return self
+
+    @model_validator(mode="after")
     def _forcefield_modal_exists(self) -> Settings:
-        entry(self.forcefield).resolve_modal(self.forcefield_modal)  # ValueError names the choices
+        """The modal picks a multi-fidelity model's head; with several force fields, the one that has heads."""
+        names = self.served_forcefields
+        takers = [name for name in names if entry(name).modals] if len(names) > 1 else names
+        if self.forcefield_modal and not takers:
+            raise ValueError(f"MATSERVE_FORCEFIELD_MODAL={self.forcefield_modal!r}: none of {names} has fidelity heads")
+        for name in takers:
+            entry(name).resolve_modal(self.forcefield_modal)  # ValueError names the choices
         return self
 
     @model_validator(mode="after")
     def _forcefield_model_fits(self) -> Settings:
         """mace needs a model file that exists; the force fields with shipped weights refuse one."""
-        path = entry(self.forcefield).resolve_model(self.forcefield_model)  # ValueError names the setting
-        if path and not Path(path).expanduser().is_file():
-            raise ValueError(f"MATSERVE_FORCEFIELD_MODEL={path!r}: no such file (mount the model file there)")
+        names = self.served_forcefields
+        takers = [name for name in names if entry(name).model_file] if len(names) > 1 else names
+        if self.forcefield_model and not takers:
+            raise ValueError(f"MATSERVE_FORCEFIELD_MODEL={self.forcefield_model!r}: none of {names} takes a model file")
+        for name in takers:
+            path = entry(name).resolve_model(self.forcefield_model)  # ValueError names the setting
+            if path and not Path(path).expanduser().is_file():
+                raise ValueError(f"MATSERVE_FORCEFIELD_MODEL={path!r}: no such file (mount the model file there)")
         return self
+
+    @property
+    def served_forcefields(self) -> list[str]:
+        """The force fields this deployment serves, the default first."""
+        return [name.strip() for name in self.forcefields.split(",") if name.strip()] or [self.forcefield]
+
+    def forcefield_options(self, name: str) -> tuple[str, str]:
+        """(modal, model file) of one served force field: the settings where it takes them, else empty."""
+        found = entry(name)
+        return (self.forcefield_modal if found.modals else "", self.forcefield_model if found.model_file else "")
+
+    def forcefield_triton_model(self, name: str) -> str:
+        """The Triton model serving force field ``name``: ``forcefield`` for the default, else ``forcefield-<name>``."""
+        return "forcefield" if name == self.forcefield else f"forcefield-{name}"
 
     @model_validator(mode="after")
     def _dispersion_known(self) -> Settings:

@@ -4,7 +4,10 @@ On a plain Linux machine the binary comes from the ``nvidia-pytriton`` wheel: it
 bundled libraries go on ``LD_LIBRARY_PATH`` and the Python-backend stub built for
 the running Python is copied into a backend directory of our own. The model
 repository is rendered into the data directory so that the instance kind (CPU or
-GPU) and the Python environment are set by configuration, not by editing files.
+GPU), the Python environment and the force fields served are set by configuration,
+not by editing files: the ``forcefield`` model serves the default force field, and
+each further one is a copy of it named ``forcefield-<name>``, told which by its
+config's ``FORCEFIELD`` parameter.
 """
 
 from __future__ import annotations
@@ -111,10 +114,28 @@ def render_config(config_text: str, device: str, python_env: str) -> str:
     return text
 
 
-def render_model_repository(source: Path, target: Path, device: str, python_env: str = sys.prefix) -> Path:
+FORCEFIELD_MODEL = "forcefield"
+
+
+def forcefield_parameter(config_text: str, name: str, forcefield: str) -> str:
+    """A copy of the forcefield model's config named ``name``, serving ``forcefield``."""
+    text = re.sub(r'^name: "[^"]*"', f'name: "{name}"', config_text, count=1, flags=re.M)
+    return text + f'\nparameters {{ key: "FORCEFIELD" value {{ string_value: "{forcefield}" }} }}\n'
+
+
+def render_model_repository(source: Path, target: Path, device: str, python_env: str = sys.prefix,
+                            forcefields: tuple[str, ...] = ()) -> Path:
+    """``source`` copied to ``target`` and configured; ``forcefields`` (default first) each get a forcefield model."""
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    template = target / FORCEFIELD_MODEL
+    template_config = (template / "config.pbtxt").read_text()
+    for index, forcefield in enumerate(forcefields):
+        name = FORCEFIELD_MODEL if index == 0 else f"{FORCEFIELD_MODEL}-{forcefield}"
+        if index > 0:
+            shutil.copytree(template, target / name, ignore=shutil.ignore_patterns("config.pbtxt"))
+        (target / name / "config.pbtxt").write_text(forcefield_parameter(template_config, name, forcefield))
     for config in target.glob("*/config.pbtxt"):
         config.write_text(render_config(config.read_text(), device, python_env))
     return target

@@ -18,9 +18,12 @@ async def live() -> dict[str, str]:
 @router.get("/v1/health/ready", summary="Readiness: Triton and every model ready, not draining",
             responses={**READINESS_RESPONSES, **error_responses()})
 async def ready(services: Services = Depends(get_services)) -> JSONResponse:
-    alive, is_ready = await services.readiness()
+    missing, is_ready = await services.readiness()
     total = len(services.state.models)
     services.metrics.ready.set(1 if is_ready else 0)
-    body = {"status": "ready" if is_ready else "not ready", "backends_alive": alive, "backends_total": total}
+    body = {"status": "ready" if is_ready else "not ready", "backends_alive": total - len(missing),
+            "backends_total": total}
+    if missing:
+        body["backends_not_ready"] = missing
     headers = None if is_ready else {"Retry-After": "5"}
     return JSONResponse(body, status_code=200 if is_ready else 503, headers=headers)

@@ -35,19 +35,29 @@ def _invalid(index: int, field: str, message: str, error_type: str = "value_erro
     )
 
 
-def to_system(index: int, atoms: AtomicData, services: Services) -> System:
-    """One request structure as a System, or 422 naming what is wrong with it."""
-    settings = services.settings
-    too_large = services.size_problem(len(atoms.numbers))
+def chosen_forcefield(body: InferRequest, services: Services) -> str:
+    """The served force field the request names (default: the first), or 422 naming those served."""
+    served = services.settings.served_forcefields
+    if body.model is None:
+        return served[0]
+    if body.model not in served:
+        message = f"force field {body.model!r} is not served here; served: {', '.join(served)}"
+        raise Unprocessable(f"model: {message}", [{"loc": ["body", "model"], "msg": message, "type": "value_error"}])
+    return body.model
+
+
+def to_system(index: int, atoms: AtomicData, services: Services, name: str) -> System:
+    """One request structure as a System for force field ``name``, or 422 naming what is wrong with it."""
+    too_large = services.size_problem(len(atoms.numbers), name)
     if too_large:
         raise _invalid(index, "numbers", too_large)
-    unsupported = services.element_problem(list(atoms.numbers))
+    unsupported = services.element_problem(list(atoms.numbers), name)
     if unsupported:
         raise _invalid(index, "numbers", unsupported)
-    forcefield = entry(settings.forcefield)
+    forcefield = entry(name)
     if (atoms.charge != 0 or atoms.mult != 1) and not forcefield.uses_charge_and_spin:
         field = "charge" if atoms.charge != 0 else "mult"
-        raise _invalid(index, field, f"force field {settings.forcefield!r} cannot use charge or spin multiplicity; "
+        raise _invalid(index, field, f"force field {name!r} cannot use charge or spin multiplicity; "
                                      "send charge 0 and mult 1")
     cell = np.array(atoms.cell if atoms.cell is not None else np.zeros(9)).reshape(3, 3)
     pbc = np.array(atoms.periodic)
@@ -61,7 +71,7 @@ def to_system(index: int, atoms: AtomicData, services: Services) -> System:
     lonely = isolated_atoms(system, cutoff) if cutoff else []
     if lonely:  # found by fuzzing: it failed the whole running batch with 503
         raise _invalid(index, "coord", f"atom {lonely[0]} has no neighbour within {cutoff:g} Å, which the "
-                                       f"{settings.forcefield} force field needs")
+                                       f"{name} force field needs")
     return system
 
 
@@ -110,10 +120,11 @@ def wants_ndjson(request: Request) -> bool:
                                           s503="Not ready, draining, backend unavailable, or the relaxation queue "
                                                "is full; retry after `Retry-After` seconds")})
 async def infer(body: InferRequest, request: Request, services: Services = Depends(get_services)) -> Response | InferResponse:
-    queue = services.relax_queue
+    name = chosen_forcefield(body, services)
+    queue = services.relax_queues.get(name)
     if queue is None or services.state.draining:
         raise NotReady("not ready: " + ("draining" if services.state.draining else "estimating batch sizes"))
-    systems = [to_system(i, atoms, services) for i, atoms in enumerate(body.atoms)]
+    systems = [to_system(i, atoms, services, name) for i, atoms in enumerate(body.atoms)]
     options = relax_options(body, services.settings)
     admission = queue.admit(systems, [options] * len(systems))
     counters = services.state.counters

@@ -24,9 +24,9 @@ router = APIRouter()
 async def status(services: Services = Depends(get_services)) -> dict:
     counters = services.state.counters
     limits = services.state.limits
-    queue = services.relax_queue
-    queue_atoms = queue.queue_size_atoms if queue else 0
-    queue_tasks = queue.queue_size_tasks if queue else 0
+    queues = services.relax_queues.values()
+    queue_atoms = sum(queue.queue_size_atoms for queue in queues)
+    queue_tasks = sum(queue.queue_size_tasks for queue in queues)
     workers = worker_devices(services.settings.device)
     share = len(workers)  # the gateway spreads work evenly; counters are split by worker
     return {
@@ -53,6 +53,22 @@ async def status(services: Services = Depends(get_services)) -> dict:
             }
             for device, name in workers
         ],
+        "forcefields": [_forcefield_status(name, services) for name in services.settings.served_forcefields],
+    }
+
+
+def _forcefield_status(name: str, services: Services) -> dict:
+    """matserve extension: each served force field's own budget and queue (the default first)."""
+    limits = services.state.forcefield_limits.get(name)
+    queue = services.relax_queues.get(name)
+    return {
+        "name": name,
+        "triton_model": services.settings.forcefield_triton_model(name),
+        "batch_size": limits.atom_budget if limits else 0,
+        "max_batch_size": limits.max_atom_budget if limits else 0,
+        "max_system_size": limits.max_system_size if limits else 0,
+        "queue_size_atoms": queue.queue_size_atoms if queue else 0,
+        "queue_size_tasks": queue.queue_size_tasks if queue else 0,
     }
 
 
@@ -69,11 +85,14 @@ async def metrics(services: Services = Depends(get_services)) -> Response:
 async def metadata(services: Services = Depends(get_services)) -> dict:
     settings = services.settings
     device = settings.device
-    forcefield_weights = forcefield_weights_info(settings.forcefield, settings.forcefield_modal)
+    forcefield_weights = forcefield_weights_info(settings.forcefield, *settings.forcefield_options(settings.forcefield))
     checkpoints = configured_checkpoints(settings.generator_small, settings.generator_medium, settings.generator_large)
     models = [
-        _model("forcefield", "forcefield", device, forcefield_weights,
-               f"{settings.forcefield} force field: single points and batched FIRE/FIRE2 relaxation"),
+        *(_model("forcefield" if name == settings.forcefield else f"forcefield/{name}",
+                 settings.forcefield_triton_model(name), device,
+                 forcefield_weights_info(name, *settings.forcefield_options(name)),
+                 f"{name} force field: single points and batched FIRE/FIRE2 relaxation")
+          for name in settings.served_forcefields),
         *(_model(f"generator/{name}", "generator", device, generator_weights_info(path), "CrystaLLM-format GPT")
           for name, path in sorted(checkpoints.items())),
         _model("alignn", "alignn", device, alignn_weights_info(settings.alignn_checkpoint),

@@ -15,20 +15,24 @@ class FakeTriton:
         self.ready = ready
         self.calls: list[list[System]] = []
         self.options: list[RelaxOptions] = []
+        self.forcefield_models: list[str] = []  # the Triton force-field model of each call
 
     async def ready_models(self, models: list[str]) -> list[str]:
         return list(models) if self.ready else []
 
-    async def forcefield(self, systems: list[System], options: list[RelaxOptions], atom_budget: int = 0):
+    async def forcefield(self, systems: list[System], options: list[RelaxOptions], atom_budget: int = 0,
+                         model: str = "forcefield"):
         self.calls.append(systems)
+        self.forcefield_models.append(model)
         self.options.extend(options)
         return [
             RelaxResult(s, -1.5 * s.n_atoms, np.zeros((s.n_atoms, 3)), np.zeros((3, 3)), True, 0) for s in systems
         ]
 
-    async def relax_stream(self, systems: list[System], options: list[RelaxOptions], atom_budget: int = 0):
+    async def relax_stream(self, systems: list[System], options: list[RelaxOptions], atom_budget: int = 0,
+                           model: str = "forcefield"):
         """Results in reverse order, as a batch whose last structure converged first would give them."""
-        results = await self.forcefield(systems, options, atom_budget)
+        results = await self.forcefield(systems, options, atom_budget, model)
         for index in reversed(range(len(systems))):
             yield index, results[index]
 

@@ -184,7 +184,7 @@ def test_api_keys_are_never_logged(fake, caplog):
 
 
 class UnavailableTriton(FakeTriton):
-    async def relax_stream(self, systems, options, atom_budget=0):
+    async def relax_stream(self, systems, options, atom_budget=0, model="forcefield"):
         from gateway.triton_client import TritonUnavailable
 
         raise TritonUnavailable("forcefield", "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1")

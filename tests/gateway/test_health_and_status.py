@@ -18,7 +18,8 @@ def test_not_ready_while_triton_is_not():
     with make_client(FakeTriton(ready=False)) as client:
         response = client.get("/v1/health/ready")
         assert response.status_code == 503
-        assert response.json() == {"status": "not ready", "backends_alive": 0, "backends_total": MODELS}
+        assert response.json() == {"status": "not ready", "backends_alive": 0, "backends_total": MODELS,
+                                   "backends_not_ready": ["forcefield", "generator", "mfd", "alignn", "plmf"]}
         assert response.headers["retry-after"] == "5"
 
 

@@ -71,7 +71,7 @@ class SlowTriton(FakeTriton):
         super().__init__()
         self.closed_early = False
 
-    async def relax_stream(self, systems, options, atom_budget=0):
+    async def relax_stream(self, systems, options, atom_budget=0, model="forcefield"):
         import asyncio
 
         try:

@@ -18,6 +18,7 @@ from matserve.tritonserver import free_port
 
 STARTUP_TIMEOUT_S = 240
 QUEUE_ATOMS = 64
+FORCEFIELDS = ("chgnet", "sevennet")  # two in one deployment; the default first
 
 
 @dataclass
@@ -95,9 +96,10 @@ def stop(service: Service) -> None:
 def service(tmp_path_factory) -> Service:
     # No checkpoint configured: the generator serves its embedded weights as `small`. A small
     # relaxation queue (64 atoms) lets test_online_batching overfill it with a few crystals;
-    # the other tests send one request at a time, which an empty queue always admits.
+    # the other tests send one request at a time, which an empty queue always admits. Two
+    # force fields: CHGNet (the default, which the other tests use) and SevenNet-0.
     running = start_service(tmp_path_factory.mktemp("serve"), MATSERVE_GENERATOR_SMALL="",
-                            MATSERVE_QUEUE_ATOMS=str(QUEUE_ATOMS))
+                            MATSERVE_QUEUE_ATOMS=str(QUEUE_ATOMS), MATSERVE_FORCEFIELDS=",".join(FORCEFIELDS))
     try:
         wait_until_ready(running)
         yield running

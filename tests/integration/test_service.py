@@ -17,6 +17,7 @@ from gateway.triton_client import TritonClient
 from matserve.relax import RelaxOptions
 from matserve.structures import System
 from tests.crystals import cu, nacl, rattled, si
+from tests.integration.conftest import FORCEFIELDS
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ def test_ready_was_503_until_triton_was(service):
 
 
 def test_operational_endpoints(service):
-    models = 2 + len(load_registry())  # forcefield, generator and every property model
+    models = len(FORCEFIELDS) + 1 + len(load_registry())  # each force field, the generator, every property model
     assert service.get("/v1/health/live").json() == {"status": "live"}
     assert service.get("/v1/health/ready").json() == {"status": "ready", "backends_alive": models, "backends_total": models}
     status = service.get("/v1/status").json()
@@ -96,6 +97,27 @@ def test_seed_multiple_structures_example(service):
         forces = np.array(result["forces"]).reshape(-1, 3)
         assert np.linalg.norm(forces, axis=1).max() <= 0.001
     assert first["energy"] == pytest.approx(second["energy"], abs=1e-3)  # the same molecule, relaxed
+
+
+def test_the_seed_h2_relaxes_through_each_of_two_forcefields_in_one_deployment(service, chgnet):
+    from ase import Atoms
+    from sevenn.calculator import SevenNetCalculator
+
+    calculators = {"chgnet": CHGNetCalculator(model=chgnet.model), "sevennet": SevenNetCalculator("7net-0")}
+    assert [f["name"] for f in service.get("/v1/status").json()["forcefields"]] == list(FORCEFIELDS)
+    energies = {}
+    for model in FORCEFIELDS:
+        response = service.post("/v1/infer", json={**SEED_SINGLE, "model": model})
+        assert response.status_code == 200, response.text
+        (result,) = response.json()["atoms"]
+        assert result["converged"] and 0.7 < result["coord"][5] - result["coord"][2] < 0.8
+        relaxed = Atoms(numbers=result["numbers"], positions=np.reshape(result["coord"], (-1, 3)),
+                        cell=np.reshape(result["cell"], (3, 3)), pbc=result["pbc"])
+        relaxed.calc = calculators[model]
+        assert result["energy"] == pytest.approx(relaxed.get_potential_energy(), abs=1e-4)  # that model's energy
+        energies[model] = result["energy"]
+    # each answer is its own model's within 1e-4 eV and they are 0.02 eV apart: two models, not one twice
+    assert abs(energies["chgnet"] - energies["sevennet"]) > 1e-3
 
 
 def test_periodic_and_molecular_structures_in_one_request(service):

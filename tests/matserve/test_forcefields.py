@@ -242,6 +242,22 @@ def test_modal_setting_is_checked_against_the_registry():
         Settings(forcefield="sevennet", forcefield_modal="PBE")
 
 
+def test_several_forcefields_are_served_the_first_the_default():
+    settings = Settings(forcefield="chgnet", forcefields="sevennet-l3i5, sevennet-mf-0", forcefield_modal="r2scan")
+    assert settings.served_forcefields == ["sevennet-l3i5", "sevennet-mf-0"] and settings.forcefield == "sevennet-l3i5"
+    assert [settings.forcefield_triton_model(n) for n in settings.served_forcefields] == \
+        ["forcefield", "forcefield-sevennet-mf-0"]
+    assert settings.forcefield_options("sevennet-mf-0") == ("r2scan", "")  # the modal goes to the model with heads
+    assert settings.forcefield_options("sevennet-l3i5") == ("", "")
+    assert Settings().served_forcefields == ["chgnet"]
+    with pytest.raises(ValueError, match=r"unknown force fields \['7net'\]"):
+        Settings(forcefields="chgnet,7net")
+    with pytest.raises(ValueError, match="names a force field twice"):
+        Settings(forcefields="chgnet,chgnet")
+    with pytest.raises(ValueError, match="none of \\['chgnet', 'sevennet'\\] has fidelity heads"):
+        Settings(forcefields="chgnet,sevennet", forcefield_modal="PBE")
+
+
 def test_registry_modals_are_the_checkpoints():
     from matserve.forcefields.sevennet import sevennet_modals
 

@@ -54,3 +54,18 @@ def test_runtime_dirs_of_dead_processes_are_removed(tmp_path):
     mine = runtime_dir(tmp_path)
     assert mine.name == str(os.getpid()) and mine.is_dir()
     assert not stale.exists()
+
+
+def test_each_served_forcefield_gets_its_own_triton_model(tmp_path):
+    rendered = render_model_repository(DEFAULT_MODEL_REPOSITORY, tmp_path / "repo", "cpu", python_env="",
+                                       forcefields=("sevennet-l3i5", "chgnet"))
+    default = (rendered / "forcefield" / "config.pbtxt").read_text()
+    extra = (rendered / "forcefield-chgnet" / "config.pbtxt").read_text()
+    assert default.startswith('name: "forcefield"') or '\nname: "forcefield"\n' in default
+    assert 'name: "forcefield-chgnet"' in extra and 'name: "forcefield"\n' not in extra
+    assert default.count('key: "FORCEFIELD"') == 1 and 'string_value: "sevennet-l3i5"' in default
+    assert extra.count('key: "FORCEFIELD"') == 1 and 'string_value: "chgnet"' in extra
+    assert (rendered / "forcefield-chgnet" / "1" / "model.py").read_bytes() == \
+        (DEFAULT_MODEL_REPOSITORY / "forcefield" / "1" / "model.py").read_bytes()
+    assert sorted(p.name for p in rendered.iterdir() if p.name.startswith("forcefield")) == \
+        ["forcefield", "forcefield-chgnet"]

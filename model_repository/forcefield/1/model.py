@@ -24,9 +24,11 @@ class TritonPythonModel:
         configure_logging(settings.log_level)
         configure_torch(settings.torch_threads)
         device = torch_device(args["model_instance_kind"], args["model_instance_device_id"])
-        self.model = ForceFieldModel(settings.forcefield, device, settings.forcefield_modal, settings.batch_size,
-                                     settings.forcefield_model, dispersion=settings.dispersion_config)
         self.config = json.loads(args["model_config"])
+        name = served_forcefield(self.config, settings.forcefield)
+        modal, model_file = settings.forcefield_options(name)
+        self.model = ForceFieldModel(name, device, modal, settings.batch_size, model_file,
+                                     dispersion=settings.dispersion_config)
         self.scheduler = RelaxScheduler(self.model.forcefield, settings.batch_size)
         self.scheduler.start()
 
@@ -45,6 +47,11 @@ class TritonPythonModel:
 
     def finalize(self):
         self.scheduler.stop()
+
+
+def served_forcefield(config, default):
+    """The force field this copy serves: its config's FORCEFIELD parameter (rendered by matserve serve)."""
+    return config.get("parameters", {}).get("FORCEFIELD", {}).get("string_value") or default
 
 
 def _result_sender(replies):
