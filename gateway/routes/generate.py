@@ -3,36 +3,40 @@
 Invalid requests are 400 with ``{"error": ...}``, as CrystaLLM answers. Beyond the original:
 ``n`` candidates per request (the first valid one is returned, or all with ``"all": true``),
 ``seed`` for reproducible sampling, and without ``z`` the Z values 1, 2, 3, 4, 6, 8 are tried
-in one batch instead of one at a time.
+in one batch instead of one at a time. With ``"relax": true`` the candidates are relaxed by the
+served force field through the relaxation queue /v1/infer uses, and ranked by energy.
+
+The route parses, calls Triton and shapes the answer; what a candidate is and how it is judged,
+relaxed and ranked is ``matserve.generator.candidates`` and ``matserve.generator.relaxed``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-import warnings
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from pymatgen.core import Composition, Element, Structure
+from pymatgen.core import Composition, Element
 
 from gateway.auth import require_api_key
-from gateway.deadline import MAX_TIMEOUT_S, DeadlinePassed
+from gateway.deadline import MAX_TIMEOUT_S, DeadlinePassed, before, deadline_after
 from gateway.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected, unless_disconnected
 from gateway.admission import QueueFull
 from gateway.errors import BadRequest, GatewayTimeout, NotReady, Saturated
 from gateway.openapi import error_responses
 from gateway.services import Services, get_services
 from gateway.triton_client import TritonRejected, TritonUnavailable
-from matserve.generator.prompt import build_prompt
+from matserve.forcefields import entry
+from matserve.generator.candidates import (add_message, candidate_prompts, first_valid, generated_cif, judged,
+                                           normalised_comp, parse_cif)
+from matserve.generator.relaxed import ranking, relax_options, relaxable, relaxed_fields
 from matserve.generator.service import MODEL_NAMES, configured_checkpoints
-from matserve.generator.validity import judge
+from matserve.relax import RelaxResult
 from matserve.structures import System
 
 router = APIRouter()
-
-Z_WITHOUT_Z = (1, 2, 3, 4, 6, 8)
 
 
 class Message(BaseModel):
@@ -53,7 +57,10 @@ class GenerateRequest(BaseModel):
     all: bool = Field(False, description="matserve: return every candidate, not only the first valid one")
     seed: int | None = Field(None, ge=0, le=2**63 - 1, description="matserve: sampling seed")
     timeout_s: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S, description="matserve: past this many seconds "
-                                    "the sampling is cancelled and answered with 504")
+                                    "the sampling (and relaxation) is cancelled and answered with 504")
+    relax: bool = Field(False, description="matserve: relax each candidate that parses with the requested "
+                                           "composition (cell included) with the served force field, and order "
+                                           "them by energy per atom, valid first")
 
 
 def available_models(services: Services) -> list[str]:
@@ -61,44 +68,17 @@ def available_models(services: Services) -> list[str]:
     return sorted(configured_checkpoints(settings.generator_small, settings.generator_medium, settings.generator_large))
 
 
-def normalised_comp(comp: str) -> str:
-    try:
-        composition = Composition(comp)
-    except Exception:
-        composition = None
-    if composition is None or not all(isinstance(element, Element) for element in composition):
-        raise BadRequest(f"'comp' cannot be parsed as a composition: {comp!r}")
-    if not composition or any(not float(n).is_integer() or n <= 0 for n in composition.values()):
-        raise BadRequest(f"'comp' must be a stoichiometric composition with whole numbers of atoms: {comp!r}")
-    # Z multiplies the reduced formula, so the echoed input shows that formula: Na2Cl2 is Na1Cl1
-    return "".join(f"{element}{int(amount)}" for element, amount in composition.reduced_composition.items())
-
-
-def _candidate(prompt_input: dict, generated: str, finish_reason: str) -> dict:
-    judged = judge(generated, finish_reason)
-    return {"input": prompt_input, "generated": judged.cif, "valid": judged.valid,
-            "messages": list(judged.messages) or [None]}
-
-
-def _add_message(candidate: dict, message: str) -> None:
-    candidate["messages"] = [m for m in candidate["messages"] if m] + [message]
-
-
-def _parse_cif(cif: str) -> System | None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return System.from_pymatgen(Structure.from_str(cif, fmt="cif"))
-    except Exception:  # pymatgen raises many kinds on a malformed CIF
-        return None
-
-
-async def add_formation_energies(candidates: list[dict], services: Services) -> None:
-    """``fe`` (ALIGNN, eV/atom) on each candidate whose CIF parses, in one batched call; a message on the others."""
-    parsed = [(c, await asyncio.to_thread(_parse_cif, c["generated"])) for c in candidates]
+async def add_formation_energies(candidates: list[dict], services: Services,
+                                 structures: list[System | None] | None = None) -> None:
+    """``fe`` (ALIGNN, eV/atom) on each candidate whose CIF parses, in one batched call; a message on the others.
+    ``structures``, when given, are the ones to use instead of the generated CIFs (the relaxed ones; None: parse)."""
+    parsed = []
+    for index, candidate in enumerate(candidates):
+        system = structures[index] if structures is not None else None
+        parsed.append((candidate, system or await asyncio.to_thread(parse_cif, candidate["generated"])))
     for candidate, system in parsed:
         if system is None:
-            _add_message(candidate, "fe: the generated CIF does not parse; no formation energy")
+            add_message(candidate, "fe: the generated CIF does not parse; no formation energy")
     ready = [(c, s) for c, s in parsed if s is not None]
     if not ready:
         return
@@ -111,12 +91,93 @@ async def add_formation_energies(candidates: list[dict], services: Services) -> 
                 energies += await services.triton.formation_energies([system])
             except TritonRejected as error:
                 energies.append(None)
-                _add_message(candidate, f"fe: {error}")
+                add_message(candidate, f"fe: {error}")
     except TritonUnavailable as error:
         raise NotReady("backend unavailable: the formation-energy model is not answering; retry later") from error
     for (candidate, _), energy in zip(ready, energies):
         if energy is not None:
             candidate["fe"] = energy
+
+
+def check_relaxable(comp: str, services: Services) -> None:
+    """Before sampling: the force field is ready and knows the composition's elements, or the request is refused."""
+    if services.relax_queue is None or services.state.draining:
+        raise NotReady("not ready: " + ("draining" if services.state.draining else "estimating batch sizes"))
+    unsupported = services.element_problem([Element(symbol).Z for symbol in Composition(comp).as_dict()])
+    if unsupported:
+        raise BadRequest(f"relax: {unsupported}")
+
+
+async def relax_systems(systems: list[System], request: Request, services: Services,
+                        deadline: float | None, timeout_s: float | None) -> dict[int, RelaxResult]:
+    """Each structure's result by index, relaxed as /v1/infer's are: admitted to the relaxation
+    queue (503 past its bound) and batched in flight with every other request's structures."""
+    settings = services.settings
+    options = relax_options(settings.optimizer, settings.cell_filter, settings.opttol_pressure)
+    try:
+        admission = services.relax_queue.admit(systems, [options] * len(systems))
+    except QueueFull as error:
+        raise Saturated(str(error), error.retry_after_s) from error
+    counters = services.state.counters
+    counters.tasks_received += len(systems)
+
+    async def collect() -> dict[int, RelaxResult]:
+        results: dict[int, RelaxResult] = {}
+        async for index, result in before(admission.results(), deadline, timeout_s):
+            results[index] = result
+            counters.tasks_completed += 1
+            services.metrics.structures.labels("converged" if result.converged else "not_converged").inc()
+        return results
+
+    try:
+        return await unless_disconnected(request, collect())
+    finally:
+        admission.release()
+
+
+async def relaxed_and_ranked(completions: list[tuple[dict, str, str]], comp: str, every: bool, request: Request,
+                             services: Services, deadline: float | None,
+                             timeout_s: float | None) -> tuple[list[dict], list[System | None]]:
+    """The returned candidates, ranked after relaxing each one that parses with the requested
+    composition, and the structure ``fe`` uses for each (the relaxed one; None: the generated CIF)."""
+    cutoff = entry(services.settings.forcefield).neighbour_cutoff
+
+    def targets() -> list[System | str]:
+        found = [relaxable(generated_cif(text), comp, cutoff) for _, text, _ in completions]
+        too_large = [None if isinstance(t, str) else services.size_problem(t.n_atoms) for t in found]
+        return [f"relax: {problem}; not relaxed" if problem else t for t, problem in zip(found, too_large)]
+
+    found = await asyncio.to_thread(targets)
+    indices = [i for i, target in enumerate(found) if not isinstance(target, str)]
+    relaxed: dict[int, dict] = {}
+    systems: dict[int, System] = {}
+    refusal = None
+    if indices:
+        try:
+            results = await relax_systems([found[i] for i in indices], request, services, deadline, timeout_s)
+        except TritonRejected as error:  # the prechecks should leave the force field nothing to refuse
+            refusal = f"relax: the force field refused the candidates ({error}); not relaxed"
+        except TritonUnavailable as error:
+            raise NotReady("backend unavailable: the force field is not answering; retry later") from error
+        else:
+            for position, result in results.items():
+                index = indices[position]
+                systems[index] = result.system
+                relaxed[index] = await asyncio.to_thread(relaxed_fields, result.system, result.energy,
+                                                         result.converged)
+    order = ranking([relaxed.get(i) for i in range(len(completions))])
+    chosen = order if every else order[:1]
+    returned = []
+    for index in chosen:
+        candidate = await asyncio.to_thread(judged, *completions[index])
+        target = found[index]
+        if isinstance(target, str):
+            add_message(candidate, target)
+        elif refusal:
+            add_message(candidate, refusal)
+        candidate.update(relaxed.get(index, {}))
+        returned.append(candidate)
+    return returned, [systems.get(index) for index in chosen]
 
 
 @router.post("/v1/generate", response_model=dict, dependencies=[Depends(require_api_key)],
@@ -131,17 +192,15 @@ async def generate(body: GenerateRequest, request: Request,
         known = "" if body.model in MODEL_NAMES else f" (models are {', '.join(MODEL_NAMES)})"
         raise BadRequest(f"model {body.model!r} is not available{known}; models available: {', '.join(models) or 'none'}")
     message = body.message
-    comp = normalised_comp(message.comp)
-    zs = [message.z] if message.z is not None else list(Z_WITHOUT_Z)
-    inputs, prompts = [], []
-    for z in zs:
-        try:
-            prompt = build_prompt(comp, z, message.sg)
-        except ValueError as error:
-            raise BadRequest(str(error)) from None
-        normalised = {"comp": comp, "z": z, **({"sg": message.sg} if message.sg else {})}
-        inputs += [normalised] * body.n
-        prompts += [prompt] * body.n
+    try:
+        comp = normalised_comp(message.comp)
+        pairs = candidate_prompts(comp, message.z, message.sg, body.n)
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
+    if body.relax:
+        check_relaxable(comp, services)
+    prompts = [prompt for _, prompt in pairs]
+    deadline = deadline_after(body.timeout_s)
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
     try:
         services.sequences.take(len(prompts))
@@ -162,14 +221,19 @@ async def generate(body: GenerateRequest, request: Request,
         raise NotReady("backend unavailable: the generator is not answering; retry later") from error
     finally:
         services.sequences.give_back(len(prompts), finished)
-    candidates = []
-    for prompt_input, (text, finish_reason) in zip(inputs, completed):
-        candidate = await asyncio.to_thread(_candidate, prompt_input, text, finish_reason)
-        candidates.append(candidate)
-        if candidate["valid"] and not body.all:
-            candidates = [candidate]
-            break
-    returned = candidates if body.all else candidates[:1]
+    completions = [(echoed, text, finish_reason) for (echoed, _), (text, finish_reason) in zip(pairs, completed)]
+    if not body.relax:
+        returned = await asyncio.to_thread(first_valid, completions, body.all)
+        if body.fe:
+            await add_formation_energies(returned, services)
+        return {"cifs": returned}
+    try:
+        returned, structures = await relaxed_and_ranked(completions, comp, body.all, request, services, deadline,
+                                                        body.timeout_s)
+    except ClientDisconnected:  # its structures left the relaxation batch
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+    except DeadlinePassed as error:
+        raise GatewayTimeout(f"the relaxation of the candidates was {error}") from error
     if body.fe:
-        await add_formation_energies(returned, services)
+        await add_formation_energies(returned, services, structures)
     return {"cifs": returned}

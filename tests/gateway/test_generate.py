@@ -1,13 +1,16 @@
 """/v1/generate (fast, with a Triton fake that answers a real CrystaLLM-format CIF; integration runs the model)."""
 
+import json
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
 from matserve.alignn.predictor import FormationEnergyModel
-from matserve.generator.cif_format import to_crystallm_cif
+from matserve.generator.cif_format import postprocess, to_crystallm_cif
+from matserve.relax import RelaxResult
 from matserve.structures import System
 from tests.gateway.conftest import make_client, wait_ready
 from tests.gateway.fakes import FakeAlignnTriton, FakeGeneratorTriton
@@ -159,3 +162,122 @@ def test_without_configuration_small_is_the_embedded_model(fake):
         response = client.post("/v1/generate", json={"model": "large", "message": {"comp": "NaCl", "z": 4}})
         assert response.status_code == 400
         assert response.json()["error"] == "model 'large' is not available; models available: small"
+
+
+# ---- "relax": true (our extension) and the answer without it -----------------------------------------------------
+
+BROKEN = "data_Na4Cl4\n_cell_length_a 5.6\n\n"
+
+
+def rock_salt_cif(a: float, cation: str = "Na") -> str:
+    structure = Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), [cation, "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return to_crystallm_cif(structure)
+
+
+class RelaxingFake(FakeAlignnTriton):
+    """The generator answers ``answers`` in turn; the force field "relaxes" a structure by
+    stretching it 1 %, at an energy per atom that is lowest for a cubic cell of 4 Å."""
+
+    def __init__(self, answers: list[tuple[str, str]]):
+        super().__init__(answers[0][0])
+        self.answers = answers
+        self.relaxed: list[System] = []
+        self.relax_options = []
+
+    async def relax_stream(self, systems, options, atom_budget=0, model="forcefield"):
+        self.relaxed += systems
+        self.relax_options += options
+        for index in reversed(range(len(systems))):  # in any order, as a running batch finishes them
+            system = systems[index]
+            a = float(np.linalg.norm(system.cell[0]))
+            stretched = System(system.positions * 1.01, system.numbers, system.cell * 1.01, system.pbc)
+            yield index, RelaxResult(stretched, system.n_atoms * (-3.0 + (a - 4.0) ** 2),
+                                     np.zeros((system.n_atoms, 3)), np.zeros((3, 3)), index != 0, 7)
+
+
+def relax_client(answers: list[tuple[str, str]]):
+    return generator_client(RelaxingFake(answers))
+
+
+def test_without_relax_the_body_is_byte_for_byte_todays(nacl_cif):
+    answers = [(BROKEN, "stop"), (nacl_cif, "stop")]
+    with generator_client(FakeGeneratorTriton(nacl_cif, answers)) as client:
+        every = client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl", "z": 4}, "n": 2,
+                                                  "all": True, "seed": 1})
+        first = client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl", "z": 4}, "n": 2,
+                                                  "seed": 1})
+    echoed = {"comp": "Na1Cl1", "z": 4}
+    broken = {"input": echoed, "generated": BROKEN, "valid": False,
+              "messages": ["cif: no _symmetry_equiv_pos_as_xyz loop"]}
+    valid = {"input": echoed, "generated": postprocess(nacl_cif), "valid": True, "messages": [None]}
+    assert every.content == json.dumps({"cifs": [broken, valid]}, separators=(",", ":")).encode()
+    assert first.content == json.dumps({"cifs": [valid]}, separators=(",", ":")).encode()
+
+
+def test_relaxed_candidates_come_lowest_energy_first_valid_before_not():
+    # 3.6 Å has the lowest energy, but its relaxed bonds are a third short: invalid, so after the valid ones
+    sizes = [6.2, 5.7, 3.6, 5.4]
+    with relax_client([(rock_salt_cif(a), "stop") for a in sizes]) as client:
+        body = {"model": "small", "message": {"comp": "NaCl", "z": 4}, "n": 4, "seed": 0, "relax": True}
+        every = client.post("/v1/generate", json={**body, "all": True}).json()["cifs"]
+        (best,) = client.post("/v1/generate", json=body).json()["cifs"]
+    stretched = [round(Structure.from_str(c["relaxed"], fmt="cif").lattice.a, 3) for c in every]
+    assert stretched == [round(1.01 * a, 3) for a in (5.4, 5.7, 6.2, 3.6)]
+    assert [c["validity"]["valid"] for c in every] == [True, True, True, False]
+    assert every[3]["validity"]["messages"][0].startswith("bonds: ")
+    assert [c["energy_per_atom"] for c in every] == pytest.approx([-3 + 1.4**2, -3 + 1.7**2, -3 + 2.2**2, -3 + 0.4**2])
+    assert best == every[0]
+    assert set(best) == {"input", "generated", "valid", "messages", "relaxed", "energy_per_atom", "relax_converged",
+                         "validity"}
+    assert best["validity"] == {"valid": True, "messages": []} and best["messages"] == [None]
+    assert best["relaxed"].startswith("data_Na4Cl4\n") and "_symmetry_space_group_name_H-M Fm-3m" in best["relaxed"]
+    assert "_symmetry_equiv_pos_as_xyz" in best["relaxed"] and "_atom_type_electronegativity" not in best["relaxed"]
+    assert [c["relax_converged"] for c in every] == [True, True, False, True]  # the fake never converges 6.2 Å
+
+
+def test_relaxation_is_of_the_cell_too_through_the_relaxation_queue(nacl_cif):
+    fake = RelaxingFake([(nacl_cif, "stop")])
+    with generator_client(fake) as client:
+        client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl", "z": 4}, "n": 2,
+                                          "relax": True})
+        status = client.get("/v1/status").json()
+    assert len(fake.relaxed) == 2 and all(o.cellopt and o.fmax == 0.05 and o.max_steps == 500
+                                          for o in fake.relax_options)
+    assert status["total"]["tasks_received"] == 2 and status["total"]["tasks_completed"] == 2
+    assert status["total"]["queue_size_atoms"] == 0
+
+
+def test_a_candidate_that_does_not_parse_is_not_relaxed_and_says_why(nacl_cif):
+    answers = [(BROKEN, "stop"), (rock_salt_cif(5.69, "K"), "stop"), (nacl_cif, "stop")]
+    fake = RelaxingFake(answers)
+    with generator_client(fake) as client:
+        every = client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl", "z": 4}, "n": 3,
+                                                  "all": True, "relax": True}).json()["cifs"]
+    assert len(fake.relaxed) == 1  # only the rock salt of the requested composition
+    relaxed, broken, potassium = every
+    assert "relaxed" in relaxed and relaxed["generated"] == postprocess(nacl_cif)
+    assert broken == {"input": {"comp": "Na1Cl1", "z": 4}, "generated": BROKEN, "valid": False,
+                      "messages": ["cif: no _symmetry_equiv_pos_as_xyz loop",
+                                   "relax: the generated CIF does not parse; not relaxed"]}
+    assert potassium["messages"] == ["relax: the generated CIF holds KCl, not the requested NaCl; not relaxed"]
+    assert "relaxed" not in potassium and "energy_per_atom" not in potassium
+
+
+def test_fe_with_relax_is_of_the_relaxed_structure(nacl_cif):
+    with relax_client([(nacl_cif, "stop")]) as client:
+        (entry,) = client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl", "z": 4},
+                                                      "relax": True, "fe": True}).json()["cifs"]
+    relaxed = System.from_pymatgen(Structure.from_str(entry["relaxed"], fmt="cif"))
+    generated = System.from_pymatgen(Structure.from_str(entry["generated"], fmt="cif"))
+    model = FormationEnergyModel()
+    assert entry["fe"] == pytest.approx(float(model.predict([relaxed])[0]), abs=1e-5)
+    assert entry["fe"] != pytest.approx(float(model.predict([generated])[0]), abs=1e-5)
+
+
+def test_a_full_relaxation_queue_is_503_with_retry_after(nacl_cif):
+    with relax_client([(nacl_cif, "stop")]) as client:
+        client.app.state.services.relax_queue.atoms.take(10**6)  # someone else's atoms fill the queue
+        response = client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl", "z": 4},
+                                                      "relax": True})
+    assert response.status_code == 503 and "Retry-After" in response.headers
+    assert response.json()["error"].startswith("the relaxation queue is full")
