@@ -101,25 +101,27 @@ class Settings(BaseSettings):
         self.forcefield = names[0]
         return self
 
+    def _takers(self, takes: str, value: str, setting: str) -> list[str]:
+        """The served force fields that a modal or model-file setting goes to: with one served, that one
+        (which refuses a value it cannot take); with several, those whose entry ``takes`` it (a value
+        none of them takes is an error)."""
+        names = self.served_forcefields
+        takers = [name for name in names if getattr(entry(name), takes)] if len(names) > 1 else names
+        if value and not takers:
+            raise ValueError(f"{setting}={value!r}: none of {names} takes it")
+        return takers
+
     @model_validator(mode="after")
     def _forcefield_modal_exists(self) -> Settings:
-        """The modal picks a multi-fidelity model's head; with several force fields, the one that has heads."""
-        names = self.served_forcefields
-        takers = [name for name in names if entry(name).modals] if len(names) > 1 else names
-        if self.forcefield_modal and not takers:
-            raise ValueError(f"MATSERVE_FORCEFIELD_MODAL={self.forcefield_modal!r}: none of {names} has fidelity heads")
-        for name in takers:
+        """The modal picks a multi-fidelity model's head."""
+        for name in self._takers("modals", self.forcefield_modal, "MATSERVE_FORCEFIELD_MODAL"):
             entry(name).resolve_modal(self.forcefield_modal)  # ValueError names the choices
         return self
 
     @model_validator(mode="after")
     def _forcefield_model_fits(self) -> Settings:
         """mace needs a model file that exists; the force fields with shipped weights refuse one."""
-        names = self.served_forcefields
-        takers = [name for name in names if entry(name).model_file] if len(names) > 1 else names
-        if self.forcefield_model and not takers:
-            raise ValueError(f"MATSERVE_FORCEFIELD_MODEL={self.forcefield_model!r}: none of {names} takes a model file")
-        for name in takers:
+        for name in self._takers("model_file", self.forcefield_model, "MATSERVE_FORCEFIELD_MODEL"):
             path = entry(name).resolve_model(self.forcefield_model)  # ValueError names the setting
             if path and not Path(path).expanduser().is_file():
                 raise ValueError(f"MATSERVE_FORCEFIELD_MODEL={path!r}: no such file (mount the model file there)")

@@ -254,7 +254,7 @@ def test_several_forcefields_are_served_the_first_the_default():
         Settings(forcefields="chgnet,7net")
     with pytest.raises(ValueError, match="names a force field twice"):
         Settings(forcefields="chgnet,chgnet")
-    with pytest.raises(ValueError, match="none of \\['chgnet', 'sevennet'\\] has fidelity heads"):
+    with pytest.raises(ValueError, match="MODAL='PBE': none of \\['chgnet', 'sevennet'\\] takes it"):
         Settings(forcefields="chgnet,sevennet", forcefield_modal="PBE")
 
 
