@@ -1,7 +1,9 @@
 """The MP formation-energy set (``mp_cgcnn_36k``) as ALIGNN graphs, with its train/val/test split.
 
 Building the neighbour lists takes ~20 ms a crystal, so they are cached once under
-``.matserve/alignn/``; line graphs are rebuilt per batch (vectorised, cheap).
+``.matserve/alignn/``. Line graphs and atom features are computed once when a split is loaded
+(``Example.prepare``), so a training batch only concatenates tensors. pymatgen is needed only to
+build the cache from CIFs, not to train from it (the GPU machine has none).
 """
 
 from __future__ import annotations
@@ -14,12 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from pymatgen.core import Structure
 
 from matserve.alignn.features import atom_features
 from matserve.alignn.graph import CrystalGraph, line_graph, nearest_neighbor_edges
 from matserve.alignn.model import GraphBatch, pack_graphs
-from matserve.structures import System
 from training.shared_data import MP_SPLITS, MP_STRUCTURES
 
 CACHE_DIR = Path(".matserve") / "alignn"
@@ -33,14 +33,22 @@ class Example:
     edge_dst: np.ndarray
     bond_vectors: np.ndarray  # float32
     target: float
+    prepared: tuple[CrystalGraph, torch.Tensor] | None = None  # (graph, atom features), once computed
+
+    def prepare(self) -> tuple[CrystalGraph, torch.Tensor]:
+        """The graph with its line graph, and the atom features: computed on first use, then kept."""
+        if self.prepared is None:
+            first, second, cosines = line_graph(self.edge_src, self.edge_dst, self.bond_vectors)
+            graph = CrystalGraph(
+                numbers=torch.as_tensor(self.numbers), edge_src=torch.as_tensor(self.edge_src),
+                edge_dst=torch.as_tensor(self.edge_dst), bond_vectors=torch.as_tensor(self.bond_vectors),
+                angle_src=torch.as_tensor(first), angle_dst=torch.as_tensor(second),
+                angle_cosines=torch.as_tensor(cosines, dtype=torch.float32))
+            self.prepared = graph, atom_features(self.numbers)
+        return self.prepared
 
     def graph(self) -> CrystalGraph:
-        first, second, cosines = line_graph(self.edge_src, self.edge_dst, self.bond_vectors)
-        return CrystalGraph(
-            numbers=torch.as_tensor(self.numbers), edge_src=torch.as_tensor(self.edge_src),
-            edge_dst=torch.as_tensor(self.edge_dst), bond_vectors=torch.as_tensor(self.bond_vectors),
-            angle_src=torch.as_tensor(first), angle_dst=torch.as_tensor(second),
-            angle_cosines=torch.as_tensor(cosines, dtype=torch.float32))
+        return self.prepare()[0]
 
 
 def labelled_split(target: str = "formation_energy_per_atom") -> pd.DataFrame:
@@ -51,6 +59,10 @@ def labelled_split(target: str = "formation_energy_per_atom") -> pd.DataFrame:
 
 
 def build_examples(rows: pd.DataFrame) -> list[Example]:
+    from pymatgen.core import Structure
+
+    from matserve.structures import System
+
     examples = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pymatgen's notes on rounded fractional coordinates
@@ -68,7 +80,9 @@ def load_split(split: str, target: str = "formation_energy_per_atom", limit: int
     name = f"{target}_{split}_{limit}_{seed}.pt" if limit else f"{target}_{split}_all.pt"
     cache = CACHE_DIR / name
     if cache.exists():
-        return torch.load(cache, weights_only=False)
+        return [Example(*(getattr(e, f) for f in ("material_id", "numbers", "edge_src", "edge_dst",
+                                                  "bond_vectors", "target")))
+                for e in torch.load(cache, weights_only=False)]
     rows = labelled_split(target)
     rows = rows[rows.split == split]
     if limit is not None and limit < len(rows):
@@ -82,6 +96,6 @@ def load_split(split: str, target: str = "formation_energy_per_atom", limit: int
 
 
 def collate(examples: list[Example]) -> tuple[GraphBatch, torch.Tensor]:
-    graphs = [example.graph() for example in examples]
-    batch = pack_graphs(graphs, [atom_features(example.numbers) for example in examples])
+    graphs, features = zip(*(example.prepare() for example in examples))
+    batch = pack_graphs(list(graphs), list(features))
     return batch, torch.tensor([example.target for example in examples], dtype=torch.float32)
