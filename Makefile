@@ -42,5 +42,10 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.alignn
 	$(BIN)/python -m bench.forcefields
 
+# The GPU machine's ALIGNN job (bench/device/), dry-run here on the CPU on a tiny corpus.
+.PHONY: device-dry-run
+device-dry-run: $(STAMP)
+	$(BIN)/python -m pytest -q tests/bench/test_device_runner.py
+
 clean:
 	rm -rf $(VENV) .matserve
