@@ -8,7 +8,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from matserve.properties.debye import cp_from_cv, debye_cv
-from matserve.properties.plmf import train
+from training.plmf import train
 from matserve.properties.plmf.fields import SPECS
 from matserve.contract import InvalidInput, encode_structures
 from matserve.properties.plmf.model import MODELS, OUTPUTS, PlmfModel
