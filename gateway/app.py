@@ -26,7 +26,7 @@ from gateway.routes import generate, health, infer, playground, predict, system
 from gateway.services import Services
 from gateway.state import BatchLimits, ServiceState
 from gateway.structure_input import system_from_json
-from gateway.triton_client import TritonClient
+from gateway.triton_client import TritonClient, TritonUnavailable
 from matserve.settings import Settings
 
 log = logging.getLogger("matserve.gateway")
@@ -92,6 +92,8 @@ def job_runner(
     settings: Settings, triton: TritonClient, property_models: dict[str, PropertyModel], store: JobStore
 ) -> JobRunner:
     async def run_model(model: str, structure: dict) -> tuple[str, dict]:
+        if model not in property_models:  # a job another replica took (replicas sharing a store serve the same)
+            raise TritonUnavailable(model, "not served by this replica")
         return await triton.property(property_models[model], system_from_json(structure))
 
     replica = settings.replica_id or f"{socket.gethostname()}:{settings.port}"
@@ -103,9 +105,11 @@ def create_app(
     settings: Settings, triton_url: str, triton_pid: int | None = None, triton: TritonClient | None = None
 ) -> FastAPI:
     """``triton`` replaces the gRPC client (tests pass a small fake beside the real-server tests)."""
-    property_models = load_registry()
+    served = settings.served_models
+    property_models = {name: model for name, model in load_registry().items() if model.triton_model in served}
     forcefields = [settings.forcefield_triton_model(name) for name in settings.served_forcefields]
-    state = ServiceState(models=[*forcefields, GENERATOR_MODEL, *(m.triton_model for m in property_models.values())])
+    generator = [GENERATOR_MODEL] if GENERATOR_MODEL in served else []
+    state = ServiceState(models=[*forcefields, *generator, *(m.triton_model for m in property_models.values())])
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
@@ -129,7 +133,8 @@ def create_app(
     # /docs and /redoc load their scripts from an installed wheel, not a CDN (gateway/openapi.py)
     app = FastAPI(title="matserve", version=matserve.__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
-    for module in (health, system, infer, predict, generate, playground):
+    routes = (health, system, infer, predict, *([generate] if generator else []), playground)
+    for module in routes:  # without the generator, /v1/generate is an unknown route (404)
         app.include_router(module.router)
     install_docs(app)
     install_openapi(app, path_enums={"model": sorted(property_models)})

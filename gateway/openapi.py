@@ -82,7 +82,7 @@ def _path_enums(schema: dict[str, Any], enums: dict[str, list[str]]) -> None:
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
-                if parameter.get("in") == "path" and parameter["name"] in enums:
+                if parameter.get("in") == "path" and enums.get(parameter["name"]):
                     parameter["schema"] = {**parameter["schema"], "enum": enums[parameter["name"]]}
 
 

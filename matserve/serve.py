@@ -25,7 +25,7 @@ from typing import Iterator
 import uvicorn
 
 from matserve.logs import configure_logging
-from matserve.settings import Settings
+from matserve.settings import OPTIONAL_MODELS, Settings
 from matserve.tritonserver import (
     DEFAULT_MODEL_REPOSITORY,
     find_tritonserver,
@@ -124,7 +124,8 @@ def serve(settings: Settings | None = None) -> int:
     installation = find_tritonserver(settings.tritonserver, work_dir)
     source = Path(settings.model_repository) if settings.model_repository else DEFAULT_MODEL_REPOSITORY
     repository = render_model_repository(source, work_dir / "model_repository", settings.device,
-                                         forcefields=tuple(settings.served_forcefields))
+                                         forcefields=tuple(settings.served_forcefields),
+                                         left_out=tuple(set(OPTIONAL_MODELS) - set(settings.served_models)))
     grpc_port = settings.triton_grpc_port or free_port()
     http_port = settings.triton_http_port or free_port()
     log.info("starting tritonserver %s (gRPC 127.0.0.1:%d)", installation.binary, grpc_port)

@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from matserve.forcefields.registry import D3_CUTOFF, D3_DAMPINGS, FORCEFIELDS, Dispersion, entry
 
 
+OPTIONAL_MODELS = ("generator", "mfd", "alignn", "plmf")  # Triton models a deployment may leave out
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MATSERVE_", extra="ignore")
 
@@ -34,6 +37,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".matserve")
     device: Literal["cpu", "gpu"] = "cpu"
     torch_threads: int = Field(0, description="0 leaves torch's default")
+
+    models: str = Field("", description="comma-separated Triton models served besides the force fields, among "
+                                        "generator, mfd, alignn, plmf (e.g. mfd: relaxation and mfd only); none: "
+                                        "only the force fields (a relaxation pod); empty: all of them")
 
     # Force field and relaxation defaults (the BGR NIM's)
     forcefield: Literal[FORCEFIELDS] = Field("chgnet", description="a name in matserve/forcefields/registry.py")
@@ -88,6 +95,21 @@ class Settings(BaseSettings):
     job_workers: int = Field(2, description="jobs run at once per gateway")
     job_ttl_s: float = Field(86400.0, description="how long finished job results are kept")
     replica_id: str = Field("", description="this gateway's name in the job store; empty: hostname:port")
+
+    @model_validator(mode="after")
+    def _served_models_exist(self) -> Settings:
+        unknown = sorted(set(self.served_models) - set(OPTIONAL_MODELS))
+        if unknown:
+            raise ValueError(f"MATSERVE_MODELS: unknown models {unknown}; choose from {list(OPTIONAL_MODELS)} "
+                             "(the force fields are always served)")
+        return self
+
+    @property
+    def served_models(self) -> list[str]:
+        """The Triton models served besides the force fields, in OPTIONAL_MODELS' order unless named."""
+        if self.models.strip().lower() == "none":
+            return []
+        return [name.strip() for name in self.models.split(",") if name.strip()] or list(OPTIONAL_MODELS)
 
     @model_validator(mode="after")
     def _served_forcefields_exist(self) -> Settings:

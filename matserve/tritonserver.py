@@ -124,11 +124,15 @@ def forcefield_parameter(config_text: str, name: str, forcefield: str) -> str:
 
 
 def render_model_repository(source: Path, target: Path, device: str, python_env: str = sys.prefix,
-                            forcefields: tuple[str, ...] = ()) -> Path:
-    """``source`` copied to ``target`` and configured; ``forcefields`` (default first) each get a forcefield model."""
+                            forcefields: tuple[str, ...] = (), left_out: tuple[str, ...] = ()) -> Path:
+    """``source`` copied to ``target`` and configured, without the models ``left_out``; ``forcefields``
+    (default first) each get a forcefield model."""
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    def ignored(directory: str, names: list[str]) -> set[str]:
+        return {"__pycache__"} | (set(left_out) if Path(directory) == source else set())
+
+    shutil.copytree(source, target, ignore=ignored)
     template = target / FORCEFIELD_MODEL
     template_config = (template / "config.pbtxt").read_text()
     for index, forcefield in enumerate(forcefields):

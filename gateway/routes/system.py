@@ -87,21 +87,26 @@ async def metadata(services: Services = Depends(get_services)) -> dict:
     device = settings.device
     forcefield_weights = forcefield_weights_info(settings.forcefield, *settings.forcefield_options(settings.forcefield))
     checkpoints = configured_checkpoints(settings.generator_small, settings.generator_medium, settings.generator_large)
+    served = set(settings.served_models)
     models = [
-        *(_model("forcefield" if name == settings.forcefield else f"forcefield/{name}",
-                 settings.forcefield_triton_model(name), device,
-                 forcefield_weights_info(name, *settings.forcefield_options(name)),
-                 f"{name} force field: single points and batched FIRE/FIRE2 relaxation")
-          for name in settings.served_forcefields),
-        *(_model(f"generator/{name}", "generator", device, generator_weights_info(path), "CrystaLLM-format GPT")
-          for name, path in sorted(checkpoints.items())),
-        _model("alignn", "alignn", device, alignn_weights_info(settings.alignn_checkpoint),
-               "ALIGNN formation energy per atom"),
-        _model("mfd", "mfd", device, forcefield_weights,
-               f"harmonic phonons (Cv, Fvib, Svib at 300 K) with the {settings.forcefield} force field"),
-        _model("plmf", "plmf", "cpu", plmf_weights_info(),
-               "AFLOW-ML plmf fields: LightGBM over Voronoi-fragment and composition features"),
+        _model("forcefield" if name == settings.forcefield else f"forcefield/{name}",
+               settings.forcefield_triton_model(name), device,
+               forcefield_weights_info(name, *settings.forcefield_options(name)),
+               f"{name} force field: single points and batched FIRE/FIRE2 relaxation")
+        for name in settings.served_forcefields
     ]
+    if "generator" in served:
+        models += [_model(f"generator/{name}", "generator", device, generator_weights_info(path), "CrystaLLM-format GPT")
+                   for name, path in sorted(checkpoints.items())]
+    if "alignn" in served:
+        models.append(_model("alignn", "alignn", device, alignn_weights_info(settings.alignn_checkpoint),
+                             "ALIGNN formation energy per atom"))
+    if "mfd" in served:
+        models.append(_model("mfd", "mfd", device, forcefield_weights,
+                             f"harmonic phonons (Cv, Fvib, Svib at 300 K) with the {settings.forcefield} force field"))
+    if "plmf" in served:
+        models.append(_model("plmf", "plmf", "cpu", plmf_weights_info(),
+                             "AFLOW-ML plmf fields: LightGBM over Voronoi-fragment and composition features"))
     return {"name": "matserve", "version": matserve.__version__, "models": models}
 
 

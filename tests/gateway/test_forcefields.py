@@ -67,3 +67,24 @@ def test_readiness_names_the_force_field_model_that_is_not_ready():
         assert response.status_code == 503
         assert response.json()["backends_not_ready"] == ["forcefield-sevennet-l3i5"]
         assert response.json()["backends_alive"] == response.json()["backends_total"] - 1
+
+
+def test_a_relaxation_and_mfd_pod_serves_only_those():
+    fake = FakeTriton()
+    with make_client(fake, models="mfd") as client:
+        wait_ready(client)
+        assert client.get("/v1/health/ready").json()["backends_total"] == 2  # forcefield and mfd
+        assert [m["name"] for m in client.get("/v1/metadata").json()["models"]] == ["forcefield", "mfd"]
+        assert client.post("/v1/infer", json=with_atoms()).status_code == 200
+        unserved = client.post("/v1/alignn/prediction", data={"file": "x"})
+        assert unserved.status_code == 404
+        assert unserved.json()["error"] == "model 'alignn' is not available; available models: mfd"
+        assert client.post("/v1/generate", json={"model": "small", "message": {"comp": "NaCl"}}).status_code == 404
+
+
+def test_models_name_only_what_can_be_left_out():
+    from matserve.settings import Settings
+
+    assert Settings(models="none").served_models == []
+    with pytest.raises(ValueError, match=r"unknown models \['forcefield'\]"):
+        Settings(models="forcefield,mfd")

@@ -67,7 +67,7 @@ def test_dead_model_processes_fail_the_work_in_flight_and_a_prediction_job_survi
     """The force field's and the generator's stubs killed while each works (one service start for both:
     any dead stub fails the service); a phonon job in flight at the time runs again after the restart."""
     slow_phonons = {"MATSERVE_PHONON_SUPERCELL_MIN_LENGTH": "12", **FAST_START}
-    service = start_service(tmp_path, **slow_phonons)
+    service = start_service(tmp_path, MATSERVE_MODELS="generator,mfd", **slow_phonons)  # what it kills and runs
     restarted = None
     try:
         wait_until_ready(service)
@@ -87,7 +87,7 @@ def test_dead_model_processes_fail_the_work_in_flight_and_a_prediction_job_survi
             assert_fails_over(service, thread, outcome, killed_at)
             assert outcome["response"].json()["error"].startswith("backend unavailable")
         assert stored_status(tmp_path, job_id) == "STARTED"  # in flight when the service died: not FAILURE
-        restarted = start_service(tmp_path, **slow_phonons)  # the same data directory and replica name
+        restarted = start_service(tmp_path, MATSERVE_MODELS="mfd", **slow_phonons)  # the same data dir and replica
         wait_until_ready(restarted)
         deadline = time.monotonic() + 180
         while (body := restarted.get(f"/v1/prediction/result/{job_id}").json())["status"] not in ("SUCCESS", "FAILURE"):

@@ -18,7 +18,7 @@ SLOW_POSCAR = NACL_POSCAR  # with a 12 Å supercell the phonons take several sec
 
 def replica(tmp_path, name, redis_url, **env):
     return start_service(tmp_path / name, MATSERVE_REDIS_URL=redis_url, MATSERVE_REPLICA_ID=name,
-                         MATSERVE_BATCH_SIZE="512", **env)
+                         MATSERVE_BATCH_SIZE="512", MATSERVE_MODELS="mfd", **env)  # the jobs' model only
 
 
 def poll(service, job_id, statuses=("SUCCESS", "FAILURE"), timeout_s=180):

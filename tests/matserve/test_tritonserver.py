@@ -69,3 +69,9 @@ def test_each_served_forcefield_gets_its_own_triton_model(tmp_path):
         (DEFAULT_MODEL_REPOSITORY / "forcefield" / "1" / "model.py").read_bytes()
     assert sorted(p.name for p in rendered.iterdir() if p.name.startswith("forcefield")) == \
         ["forcefield", "forcefield-chgnet"]
+
+
+def test_models_left_out_are_not_rendered(tmp_path):
+    rendered = render_model_repository(DEFAULT_MODEL_REPOSITORY, tmp_path / "repo", "cpu", python_env="",
+                                       forcefields=("chgnet",), left_out=("generator", "alignn", "plmf"))
+    assert sorted(p.name for p in rendered.iterdir()) == ["forcefield", "mfd"]
