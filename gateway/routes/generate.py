@@ -31,7 +31,7 @@ from gateway.triton_client import TritonRejected, TritonUnavailable
 from matserve.forcefields import entry
 from matserve.generator.candidates import (add_message, candidate_prompts, first_valid, generated_cif, judged,
                                            normalised_comp, parse_cif)
-from matserve.generator.relaxed import ranking, relax_options, relaxable, relaxed_fields
+from matserve.generator.relaxed import ranking, relax_options, relaxable, relaxed_fields, representatives
 from matserve.generator.service import MODEL_NAMES, configured_checkpoints
 from matserve.relax import RelaxResult
 from matserve.structures import System
@@ -139,7 +139,8 @@ async def relaxed_and_ranked(completions: list[tuple[dict, str, str]], comp: str
                              services: Services, deadline: float | None,
                              timeout_s: float | None) -> tuple[list[dict], list[System | None]]:
     """The returned candidates, ranked after relaxing each one that parses with the requested
-    composition, and the structure ``fe`` uses for each (the relaxed one; None: the generated CIF)."""
+    composition (each distinct structure once), and the structure ``fe`` uses for each (the
+    relaxed one; None: the generated CIF)."""
     cutoff = entry(services.settings.forcefield).neighbour_cutoff
 
     def targets() -> list[System | str]:
@@ -149,22 +150,27 @@ async def relaxed_and_ranked(completions: list[tuple[dict, str, str]], comp: str
 
     found = await asyncio.to_thread(targets)
     indices = [i for i, target in enumerate(found) if not isinstance(target, str)]
+    firsts = await asyncio.to_thread(representatives, [found[i] for i in indices])  # the same structure: relaxed once
+    distinct = [position for position, first in enumerate(firsts) if first == position]
     relaxed: dict[int, dict] = {}
     systems: dict[int, System] = {}
     refusal = None
     if indices:
         try:
-            results = await relax_systems([found[i] for i in indices], request, services, deadline, timeout_s)
+            results = await relax_systems([found[indices[p]] for p in distinct], request, services, deadline,
+                                          timeout_s)
         except TritonRejected as error:  # the prechecks should leave the force field nothing to refuse
             refusal = f"relax: the force field refused the candidates ({error}); not relaxed"
         except TritonUnavailable as error:
             raise NotReady("backend unavailable: the force field is not answering; retry later") from error
         else:
-            for position, result in results.items():
-                index = indices[position]
-                systems[index] = result.system
-                relaxed[index] = await asyncio.to_thread(relaxed_fields, result.system, result.energy,
-                                                         result.converged)
+            fields = {}
+            for k, result in results.items():
+                fields[distinct[k]] = await asyncio.to_thread(relaxed_fields, result.system, result.energy,
+                                                              result.converged)
+            for position, first in enumerate(firsts):
+                systems[indices[position]] = results[distinct.index(first)].system
+                relaxed[indices[position]] = fields[first]
     order = ranking([relaxed.get(i) for i in range(len(completions))])
     chosen = order if every else order[:1]
     returned = []

@@ -1,7 +1,8 @@
 """Generated candidates relaxed by the served force field and ranked by their energy (``"relax": true``).
 
 A candidate is relaxed, cell included, when its CIF parses with the requested composition
-(`relaxable`). Its relaxed structure is written back in CrystaLLM's format, the space group
+(`relaxable`); candidates that are the same structure are relaxed once (`representatives`) and
+share the result. Its relaxed structure is written back in CrystaLLM's format, the space group
 found anew at symprec 0.1, and judged again (`relaxed_fields`). Of the validity checks, the
 cell (1) and bonds (4) are judged anew on the relaxed geometry; formula (2) and multiplicity
 (3) hold by construction, since the CIF is written from the structure, as does the space
@@ -12,9 +13,11 @@ relaxed candidates first, the valid ones before the others, each by energy per a
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
-from pymatgen.core import Composition
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Composition, Structure
 
 from matserve.generator.candidates import parse_structure
 from matserve.generator.cif_format import postprocess, to_crystallm_cif
@@ -53,6 +56,31 @@ def relaxable(cif: str, comp: str, neighbour_cutoff: float | None = None) -> Sys
     if lonely:
         return f"relax: atom {lonely[0]} has no neighbour within {neighbour_cutoff:g} Å; not relaxed"
     return system
+
+
+def representatives(systems: Sequence[System]) -> list[int]:
+    """For each structure, the index of the first one pymatgen's StructureMatcher (default
+    tolerances, volumes not scaled) finds the same as it: candidates of one composition often
+    repeat a structure, and each distinct one is relaxed once."""
+    matcher = StructureMatcher(scale=False)
+    structures = [system.to_pymatgen() for system in systems]
+    chosen: list[int] = []
+    firsts = []
+    for index, structure in enumerate(structures):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            same = next((first for first in chosen if _fits(matcher, structures[first], structure)), None)
+        if same is None:
+            chosen.append(index)
+        firsts.append(index if same is None else same)
+    return firsts
+
+
+def _fits(matcher: StructureMatcher, first: Structure, second: Structure) -> bool:
+    try:
+        return bool(matcher.fit(first, second))
+    except Exception:  # StructureMatcher fails on some degenerate cells: not the same
+        return False
 
 
 def relaxed_fields(system: System, energy: float, converged: bool) -> dict:

@@ -5,7 +5,8 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from matserve.generator.cif_format import postprocess, to_crystallm_cif
-from matserve.generator.relaxed import RELAX_FMAX, RELAX_MAX_STEPS, ranking, relax_options, relaxable, relaxed_fields
+from matserve.generator.relaxed import (RELAX_FMAX, RELAX_MAX_STEPS, ranking, relax_options, relaxable, relaxed_fields,
+                                       representatives)
 from matserve.structures import System
 
 
@@ -79,3 +80,10 @@ def test_every_candidate_is_relaxed_with_its_cell():
     options = relax_options("fire2", "unit", 0.5)
     assert options.cellopt and options.fmax == RELAX_FMAX and options.max_steps == RELAX_MAX_STEPS
     assert (options.optimizer, options.cell_filter, options.pressure_tol_kbar) == ("fire2", "unit", 0.5)
+
+
+def test_the_same_structure_is_relaxed_once():
+    systems = [System.from_pymatgen(s) for s in (rock_salt(5.69), rock_salt(4.2), rock_salt(5.75),
+                                                 rock_salt(5.69, "K"), rock_salt(4.25))]
+    assert representatives(systems) == [0, 1, 0, 3, 1]  # volumes are not scaled: 4.2 Å is another structure
+    assert representatives([]) == []
