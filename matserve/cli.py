@@ -11,6 +11,10 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matserve.client import Generated
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -46,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--sg")
     generate.add_argument("--fe", action="store_true")
     generate.add_argument("--model", default="small")
+    generate.add_argument("--n", type=int, default=1, help="candidates per Z")
+    generate.add_argument("--all", action="store_true", help="every candidate, not only the best")
+    generate.add_argument("--seed", type=int)
+    generate.add_argument("--relax", action="store_true",
+                          help="relax the candidates with the served force field and rank them by energy")
+    generate.add_argument("--out", type=Path, help="write the best candidate's CIF (the relaxed one with --relax)")
     return parser
 
 
@@ -89,9 +99,34 @@ def run_relax(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    """The JSON answer; with ``--relax`` one line per candidate, best first. ``--out`` gets the best CIF."""
     with _client(args.url) as client:
-        print(json.dumps(client.generate(args.comp, args.z, args.sg, args.fe, args.model), indent=2))
-    return 0
+        answer = client.generate(args.comp, args.z, args.sg, args.fe, args.model, n=args.n, return_all=args.all,
+                                 seed=args.seed, relax=args.relax)
+    if not args.relax:
+        print(json.dumps(answer, indent=2))
+        best = answer["cifs"][0]["generated"]
+    else:
+        for rank, candidate in enumerate(answer, start=1):
+            print(_generated_line(rank, candidate))
+        best = answer[0].cif
+    if args.out and best is not None:
+        args.out.write_text(best)
+    return 0 if best is not None else 1
+
+
+def _generated_line(rank: int, candidate: Generated) -> str:
+    if candidate.energy_per_atom is None:
+        return f"{rank}\tnot relaxed\t" + "; ".join(candidate.messages)
+    formula = candidate.structure.composition.formula.replace(" ", "") if candidate.structure else "?"
+    fields = [str(rank), formula,
+              f"{candidate.energy_per_atom:.4f} eV/atom", f"converged {candidate.converged}",
+              f"valid {candidate.valid}"]
+    if candidate.fe is not None:
+        fields.append(f"fe {candidate.fe:.4f} eV/atom")
+    if candidate.messages:
+        fields.append("; ".join(candidate.messages))
+    return "\t".join(fields)
 
 
 def main(argv: list[str] | None = None) -> int:

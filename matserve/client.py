@@ -5,12 +5,14 @@
     relaxed = client.relax([structure], cellopt=True)             # pymatgen in, pymatgen out (or ASE)
     for index, result in client.relax_stream(structures):         # each one as soon as it finishes
         ...
+    (best,) = client.generate("NaCl", 4, n=16, relax=True)         # best.structure: relaxed, lowest energy
 """
 
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -82,6 +84,48 @@ def _relaxed(original: Structure | Atoms, result: dict[str, Any]) -> Relaxed:
     stress = np.reshape(result["stress"], (3, 3)) if "stress" in result else None
     return Relaxed(structure, result["energy"], np.reshape(result["forces"], (-1, 3)), stress, result["converged"],
                    result["optimizer_nsteps"])
+
+
+@dataclass
+class Generated:
+    """One generated candidate, relaxed by the service (``structure`` None when it was not: see ``messages``)."""
+
+    structure: Structure | None  # relaxed
+    cif: str | None  # the relaxed structure as the service wrote it (CrystaLLM's format)
+    energy_per_atom: float | None  # eV/atom, the force field's
+    converged: bool | None
+    valid: bool  # the relaxed structure's validity (the generated one's when not relaxed)
+    messages: list[str]  # why not valid, and why not relaxed
+    generated: Structure | None  # the structure as generated, before relaxation
+    fe: float | None = None  # ALIGNN formation energy per atom, with fe=True
+
+
+def _structure(cif: str | None) -> Structure | None:
+    if cif is None:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Structure.from_str(cif, fmt="cif")
+    except Exception:  # pymatgen raises many kinds on a malformed CIF
+        return None
+
+
+def _generated(candidate: dict[str, Any]) -> Generated:
+    messages = [m for m in candidate["messages"] if m]
+    validity = candidate.get("validity")
+    if validity is not None:
+        messages += validity["messages"]
+    return Generated(
+        structure=_structure(candidate.get("relaxed")),
+        cif=candidate.get("relaxed"),
+        energy_per_atom=candidate.get("energy_per_atom"),
+        converged=candidate.get("relax_converged"),
+        valid=validity["valid"] if validity is not None else candidate["valid"],
+        messages=messages,
+        generated=_structure(candidate["generated"]),
+        fe=candidate.get("fe"),
+    )
 
 
 class MatserveClient:
@@ -182,10 +226,19 @@ class MatserveClient:
 
     # Generation (CrystaLLM)
     def generate(self, comp: str, z: int | None = None, sg: str | None = None, fe: bool = False,
-                 model: str = "small") -> dict[str, Any]:
+                 model: str = "small", n: int = 1, return_all: bool = False, seed: int | None = None,
+                 relax: bool = False) -> dict[str, Any] | list[Generated]:
+        """The service's answer as JSON; with ``relax``, the candidates relaxed by the served force
+        field as pymatgen structures, lowest energy first (one unless ``return_all``, the API's "all")."""
         message: dict[str, Any] = {"comp": comp}
         if z is not None:
             message["z"] = z
         if sg is not None:
             message["sg"] = sg
-        return self._json(self._http.post("/v1/generate", json={"model": model, "message": message, "fe": fe}))
+        body: dict[str, Any] = {"model": model, "message": message, "fe": fe}
+        for key, value, default in (("n", n, 1), ("all", return_all, False), ("seed", seed, None), ("relax", relax, False)):
+            if value != default:
+                body[key] = value
+        answer = self._json(self._http.post("/v1/generate", json=body))
+        return [_generated(candidate) for candidate in answer["cifs"]] if relax else answer
+

@@ -155,3 +155,34 @@ def test_fe_is_the_alignn_formation_energy_of_the_generated_cif(service):
     for entry in cifs:
         if "fe" not in entry:
             assert any(m and m.startswith("fe:") for m in entry["messages"])
+
+
+def test_relaxed_candidates_come_lowest_energy_first(service, tmp_path):
+    import subprocess
+    import sys
+
+    from pymatgen.core import Structure
+
+    body = {"model": "small", "message": {"comp": "NaCl", "z": 2}, "n": 4, "seed": 0, "relax": True, "all": True}
+    cifs = service.post("/v1/generate", json=body).json()["cifs"]
+    assert len(cifs) == 4
+    relaxed = [entry for entry in cifs if "relaxed" in entry]
+    assert relaxed and cifs[:len(relaxed)] == relaxed  # the relaxed ones first, then those that could not be
+    for entry in relaxed:
+        structure = Structure.from_str(entry["relaxed"], fmt="cif")
+        assert structure.composition.reduced_formula == "NaCl" and entry["relaxed"].startswith("data_Na")
+        assert -6 < entry["energy_per_atom"] < -2 and isinstance(entry["relax_converged"], bool)  # CHGNet, eV/atom
+    for valid in (True, False):  # valid after relaxation first, each group by energy
+        energies = [e["energy_per_atom"] for e in relaxed if e["validity"]["valid"] is valid]
+        assert energies == sorted(energies)
+    assert [e["validity"]["valid"] for e in relaxed] == sorted((e["validity"]["valid"] for e in relaxed), reverse=True)
+    for entry in cifs[len(relaxed):]:
+        assert any(m and m.startswith("relax: ") for m in entry["messages"])
+
+    out = tmp_path / "best.cif"  # the CLI, through MatserveClient.generate(..., relax=True): the best one
+    done = subprocess.run([sys.executable, "-m", "matserve.cli", "generate", "--comp", "Si", "--z", "2", "--n", "2",
+                           "--seed", "1", "--relax", "--out", str(out), "--url", service.url],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("1\tSi2\t") and " eV/atom\t" in done.stdout
+    assert Structure.from_file(out).composition.reduced_formula == "Si"
