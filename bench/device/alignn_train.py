@@ -63,13 +63,13 @@ def main() -> None:
     add_model_arguments(parser)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
-    record: dict = {"torch": torch.__version__, "device": args.device,
-                    "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None}
+    record: dict = {"torch": torch.__version__, "device": args.device}
 
-    started = time.time()
+    started = time.time()  # graphs first: the pool forks before CUDA starts in this process
     corpus = torch.load(args.corpus, weights_only=True)
     splits = {split: examples(corpus, split, args.workers) for split in ("train", "val", "test")}
     record["graph_seconds"] = round(time.time() - started, 1)
+    record["gpu"] = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
     record["crystals"] = {split: len(chosen) for split, chosen in splits.items()}
     print(f"graphs built in {record['graph_seconds']} s: {record['crystals']}", flush=True)
     if args.device.startswith("cuda"):

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from matserve.alignn.graph import line_graph
 from matserve.alignn.neighbours import k_nearest_edges
 from training.alignn.dataset import Example, labelled_split
 
@@ -73,11 +74,12 @@ def example(crystal: tuple, device: str = "cpu") -> Example:
                    edges.vectors.cpu().numpy().astype(np.float32), target)
 
 
-def _prepared_example(crystal: tuple) -> Example:
-    """In a pool worker: the graph, its line graph and features, so training starts with them ready."""
+def _example_with_angles(crystal: tuple) -> Example:
+    """In a pool worker: the graph and its line graph, as numpy arrays (tensors would each cost the
+    parent a file descriptor in transit)."""
     torch.set_num_threads(1)
     built = example(crystal)
-    built.prepare()
+    built.angles = line_graph(built.edge_src, built.edge_dst, built.bond_vectors)
     return built
 
 
@@ -89,7 +91,7 @@ def examples(corpus: dict, split: str, workers: int = 1, device: str = "cpu") ->
     if workers <= 1:
         return [example(crystal) for crystal in chosen]
     with Pool(workers) as pool:
-        return pool.map(_prepared_example, chosen, chunksize=32)
+        return pool.map(_example_with_angles, chosen, chunksize=32)
 
 
 def main() -> None:

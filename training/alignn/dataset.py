@@ -33,12 +33,15 @@ class Example:
     edge_dst: np.ndarray
     bond_vectors: np.ndarray  # float32
     target: float
+    angles: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # the line graph, if computed elsewhere
     prepared: tuple[CrystalGraph, torch.Tensor] | None = None  # (graph, atom features), once computed
 
     def prepare(self) -> tuple[CrystalGraph, torch.Tensor]:
         """The graph with its line graph, and the atom features: computed on first use, then kept."""
         if self.prepared is None:
-            first, second, cosines = line_graph(self.edge_src, self.edge_dst, self.bond_vectors)
+            angles = self.angles if self.angles is not None else \
+                line_graph(self.edge_src, self.edge_dst, self.bond_vectors)
+            first, second, cosines = angles
             graph = CrystalGraph(
                 numbers=torch.as_tensor(self.numbers), edge_src=torch.as_tensor(self.edge_src),
                 edge_dst=torch.as_tensor(self.edge_dst), bond_vectors=torch.as_tensor(self.bond_vectors),
