@@ -3,7 +3,9 @@
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
+from matserve.contract import InvalidInput
 from matserve.triton_adapter import INVALID_PREFIX, Replies, answer
 
 
@@ -37,7 +39,7 @@ def test_present_inputs_go_in_and_the_named_outputs_come_back():
         seen.update(inputs)
         return {"OUT": inputs["A"] * 2, "EXTRA": np.zeros(1)}
 
-    response = answer(FakePbUtils, {"A": np.array([1.0, 2.0])}, run, ("A", "B"), ("OUT",), (ValueError,))
+    response = answer(FakePbUtils, {"A": np.array([1.0, 2.0])}, run, ("A", "B"), ("OUT",))
     assert list(seen) == ["A"]
     (name, array), = response.tensors
     assert name == "OUT" and array.tolist() == [2.0, 4.0] and response.error is None
@@ -45,11 +47,19 @@ def test_present_inputs_go_in_and_the_named_outputs_come_back():
 
 def test_a_user_error_is_invalid_arg_with_its_message():
     def run(inputs):
-        raise ValueError("atom 3 has no neighbour within 8 Å")
+        raise InvalidInput("atom 3 has no neighbour within 8 Å")
 
-    response = answer(FakePbUtils, {}, run, ("A",), ("OUT",), (ValueError,))
+    response = answer(FakePbUtils, {}, run, ("A",), ("OUT",))
     assert response.error.code == "INVALID_ARG"
     assert response.error.message == INVALID_PREFIX + "atom 3 has no neighbour within 8 Å"  # the gateway strips it
+
+
+def test_any_other_error_is_not_a_user_error():
+    def run(inputs):
+        raise ValueError("a bug, not the user's input")
+
+    with pytest.raises(ValueError, match="a bug"):  # Triton answers INTERNAL, the gateway 503, the log says why
+        answer(FakePbUtils, {}, run, ("A",), ("OUT",))
 
 
 class FakeSender:
