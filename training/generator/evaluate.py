@@ -118,14 +118,15 @@ def split_prompts(count: int, seed: int, split: str = "val", csv: Path = MP_STRU
 
 
 def sample(cases: list[dict], model: GPT, batch_size: int, seed: int,
-           temperature: float = SamplingParams.temperature) -> None:
-    """Add "generated", "finish" and "tokens" to each case: one CIF sampled from its prompt."""
+           temperature: float = SamplingParams.temperature,
+           max_new_tokens: int = LIMITS["small"].max_new_tokens) -> None:
+    """Add "generated", "finish" and "tokens" to each case: one CIF sampled from its prompt (at most
+    ``max_new_tokens`` after it, the API's cap by default)."""
     tokenizer = Tokenizer()
     for first in range(0, len(cases), batch_size):
         batch = cases[first:first + batch_size]
         encoded = [tokenizer.encode(case["prompt"]) for case in batch]
-        params = SamplingParams(max_new_tokens=LIMITS["small"].max_new_tokens, temperature=temperature,
-                                seed=seed + first)
+        params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + first)
         for case, prompt, generation in zip(batch, encoded, generate(model, encoded, params)):
             case["generated"] = case["prompt"] + tokenizer.decode(generation.tokens)
             case["finish"] = generation.finish_reason
