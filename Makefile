@@ -31,7 +31,7 @@ serve: $(STAMP)
 	$(BIN)/matserve serve
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # Benchmarks (not tests): each prints its ratio against a baseline measured in the same run.
 bench: $(STAMP)
