@@ -23,8 +23,7 @@ from pymatgen.core import Composition, Element
 from gateway.auth import require_api_key
 from gateway.deadline import MAX_TIMEOUT_S, DeadlinePassed, before, deadline_after
 from gateway.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected, unless_disconnected
-from gateway.admission import QueueFull
-from gateway.errors import BadRequest, GatewayTimeout, NotReady, Saturated
+from gateway.errors import BadRequest, GatewayTimeout, NotReady
 from gateway.openapi import error_responses
 from gateway.services import Services, get_services
 from gateway.triton_client import TritonRejected, TritonUnavailable
@@ -114,10 +113,7 @@ async def relax_systems(systems: list[System], request: Request, services: Servi
     queue (503 past its bound) and batched in flight with every other request's structures."""
     settings = services.settings
     options = relax_options(settings.optimizer, settings.cell_filter, settings.opttol_pressure)
-    try:
-        admission = services.relax_queue.admit(systems, [options] * len(systems))
-    except QueueFull as error:
-        raise Saturated(str(error), error.retry_after_s) from error
+    admission = services.relax_queue.admit(systems, [options] * len(systems))  # QueueFull: 503 (gateway/errors.py)
     counters = services.state.counters
     counters.tasks_received += len(systems)
 
@@ -208,10 +204,7 @@ async def generate(body: GenerateRequest, request: Request,
     prompts = [prompt for _, prompt in pairs]
     deadline = deadline_after(body.timeout_s)
     seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
-    try:
-        services.sequences.take(len(prompts))
-    except QueueFull as error:
-        raise Saturated(str(error), error.retry_after_s) from error
+    services.sequences.take(len(prompts))  # QueueFull: 503 with Retry-After (gateway/errors.py)
     finished = False
     try:
         sampling = asyncio.wait_for(services.triton.generate(body.model, prompts, seed), body.timeout_s)
@@ -219,12 +212,8 @@ async def generate(body: GenerateRequest, request: Request,
         finished = True
     except ClientDisconnected:  # its sequences left the batch
         return Response(status_code=CLIENT_CLOSED_REQUEST)
-    except TimeoutError as error:
+    except TimeoutError as error:  # Triton's refusal (400) and absence (503) have their handlers
         raise GatewayTimeout(f"the generation was {DeadlinePassed(body.timeout_s or 0.0)}") from error
-    except TritonRejected as error:
-        raise BadRequest(str(error)) from error
-    except TritonUnavailable as error:
-        raise NotReady("backend unavailable: the generator is not answering; retry later") from error
     finally:
         services.sequences.give_back(len(prompts), finished)
     completions = [(echoed, text, finish_reason) for (echoed, _), (text, finish_reason) in zip(pairs, completed)]
