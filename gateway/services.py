@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from gateway.admission import Bound
+from gateway.errors import NotReady
 from gateway.jobs.runner import JobRunner
 from gateway.property_models import PropertyModel
 from gateway.relax_queue import RelaxationQueue
@@ -16,6 +17,7 @@ from gateway.triton_client import TritonClient
 from matserve.contract import element_problem
 from matserve.forcefields import supported_numbers
 from matserve.forcefields.registry import forcefield_label
+from matserve.relax import RelaxResult
 from matserve.settings import Settings
 
 
@@ -47,6 +49,19 @@ class Services:
         served = self.settings.served_forcefields
         prepared = not self.state.draining and self.state.limits is not None and len(self.relax_queues) == len(served)
         return missing, prepared and not missing
+
+    def open_relax_queue(self, forcefield: str = "") -> RelaxationQueue:
+        """A served force field's relaxation queue (empty: the default's), or 503 while draining or
+        before its atom budget is known."""
+        queue = self.relax_queues.get(forcefield or self.settings.forcefield)
+        if queue is None or self.state.draining:
+            raise NotReady("not ready: " + ("draining" if self.state.draining else "estimating batch sizes"))
+        return queue
+
+    def structure_finished(self, result: RelaxResult) -> None:
+        """Count a relaxed structure in /v1/status and the metrics, whichever route asked for it."""
+        self.state.counters.tasks_completed += 1
+        self.metrics.structures.labels("converged" if result.converged else "not_converged").inc()
 
     def size_problem(self, n_atoms: int, forcefield: str = "") -> str | None:
         """Why a structure is too large for a force field (empty: the default), or None."""

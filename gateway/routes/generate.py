@@ -100,8 +100,7 @@ async def add_formation_energies(candidates: list[dict], services: Services,
 
 def check_relaxable(comp: str, services: Services) -> None:
     """Before sampling: the force field is ready and knows the composition's elements, or the request is refused."""
-    if services.relax_queue is None or services.state.draining:
-        raise NotReady("not ready: " + ("draining" if services.state.draining else "estimating batch sizes"))
+    services.open_relax_queue()
     unsupported = services.element_problem([Element(symbol).Z for symbol in Composition(comp).as_dict()])
     if unsupported:
         raise BadRequest(f"relax: {unsupported}")
@@ -113,16 +112,14 @@ async def relax_systems(systems: list[System], request: Request, services: Servi
     queue (503 past its bound) and batched in flight with every other request's structures."""
     settings = services.settings
     options = relax_options(settings.optimizer, settings.cell_filter, settings.opttol_pressure)
-    admission = services.relax_queue.admit(systems, [options] * len(systems))  # QueueFull: 503 (gateway/errors.py)
-    counters = services.state.counters
-    counters.tasks_received += len(systems)
+    admission = services.open_relax_queue().admit(systems, [options] * len(systems))  # QueueFull: 503 (errors.py)
+    services.state.counters.tasks_received += len(systems)
 
     async def collect() -> dict[int, RelaxResult]:
         results: dict[int, RelaxResult] = {}
         async for index, result in before(admission.results(), deadline, timeout_s):
             results[index] = result
-            counters.tasks_completed += 1
-            services.metrics.structures.labels("converged" if result.converged else "not_converged").inc()
+            services.structure_finished(result)
         return results
 
     try:
@@ -157,9 +154,7 @@ async def relaxed_and_ranked(completions: list[tuple[dict, str, str]], comp: str
                                           timeout_s)
         except TritonRejected as error:  # the prechecks should leave the force field nothing to refuse
             refusal = f"relax: the force field refused the candidates ({error}); not relaxed"
-        except TritonUnavailable as error:
-            raise NotReady("backend unavailable: the force field is not answering; retry later") from error
-        else:
+        else:  # TritonUnavailable: 503 from its handler (gateway/errors.py)
             fields = {}
             for k, result in results.items():
                 fields[distinct[k]] = await asyncio.to_thread(relaxed_fields, result.system, result.energy,

@@ -12,7 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from gateway.auth import require_api_key
 from gateway.deadline import DeadlinePassed, before, deadline_after
 from gateway.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected, unless_disconnected
-from gateway.errors import GatewayTimeout, NotReady, Unprocessable
+from gateway.errors import GatewayTimeout, Unprocessable
 from gateway.openapi import error_responses
 from gateway.relax_queue import Admission
 from gateway.schemas import AtomicData, InferRequest, InferResponse, OptimizationResult
@@ -121,9 +121,7 @@ def wants_ndjson(request: Request) -> bool:
                                                "is full; retry after `Retry-After` seconds")})
 async def infer(body: InferRequest, request: Request, services: Services = Depends(get_services)) -> Response | InferResponse:
     name = chosen_forcefield(body, services)
-    queue = services.relax_queues.get(name)
-    if queue is None or services.state.draining:
-        raise NotReady("not ready: " + ("draining" if services.state.draining else "estimating batch sizes"))
+    queue = services.open_relax_queue(name)
     systems = [to_system(i, atoms, services, name) for i, atoms in enumerate(body.atoms)]
     options = relax_options(body, services.settings)
     admission = queue.admit(systems, [options] * len(systems))
@@ -148,17 +146,12 @@ async def infer(body: InferRequest, request: Request, services: Services = Depen
     )
 
 
-def _finished(services: Services, result: RelaxResult) -> None:
-    services.state.counters.tasks_completed += 1
-    services.metrics.structures.labels("converged" if result.converged else "not_converged").inc()
-
-
 async def _collect(admission: Admission, body: InferRequest, services: Services) -> dict[int, RelaxResult]:
     """Every structure's result, by its index in the request."""
     results: dict[int, RelaxResult] = {}
     async for index, result in before(admission.results(), deadline_after(body.timeout_s), body.timeout_s):
         results[index] = result
-        _finished(services, result)
+        services.structure_finished(result)
     return results
 
 
@@ -168,7 +161,7 @@ async def _stream_lines(body: InferRequest, admission: Admission, services: Serv
     deadline = deadline_after(body.timeout_s)
     try:
         async for index, result in before(admission.results(), deadline, body.timeout_s):
-            _finished(services, result)
+            services.structure_finished(result)
             line = {"index": index, **to_result(body.atoms[index], result).model_dump(exclude_none=True)}
             yield (json.dumps(line) + "\n").encode()
     except DeadlinePassed as error:
