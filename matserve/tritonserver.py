@@ -145,6 +145,9 @@ def render_model_repository(source: Path, target: Path, device: str, python_env:
     return target
 
 
+TRITON_EXIT_TIMEOUT_S = 5
+
+
 def server_command(
     installation: TritonInstallation, model_repository: Path, grpc_port: int, http_port: int
 ) -> list[str]:
@@ -160,6 +163,11 @@ def server_command(
         f"--grpc-port={grpc_port}",
         "--allow-metrics=false",
         "--log-verbose=0",
+        # On SIGTERM Triton waits this long for in-flight requests and model unloads (default 30 s).
+        # The gateway has drained its requests by then, and a Python stub that does not unload
+        # within a few seconds (the force field's sometimes hangs in its teardown) is killed
+        # anyway at the end: waiting 30 s for it only delays the pod's exit.
+        f"--exit-timeout-secs={TRITON_EXIT_TIMEOUT_S}",
     ]
     if installation.backend_dir is not None:
         command.append(f"--backend-directory={installation.backend_dir}")

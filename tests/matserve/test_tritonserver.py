@@ -44,7 +44,8 @@ def test_server_runs_on_loopback_with_strict_readiness(tmp_path):
     installation = find_tritonserver("", tmp_path)
     command = server_command(installation, tmp_path, grpc_port=1234, http_port=5678)
     for flag in ("--model-control-mode=none", "--strict-readiness=true", "--exit-on-error=true",
-                 "--grpc-address=127.0.0.1", "--grpc-port=1234", "--http-address=127.0.0.1"):
+                 "--grpc-address=127.0.0.1", "--grpc-port=1234", "--http-address=127.0.0.1",
+                 "--exit-timeout-secs=5"):
         assert flag in command
 
 
