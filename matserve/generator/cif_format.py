@@ -93,7 +93,11 @@ def _loop_span(lines: list[str], tag: str) -> tuple[int, int, int] | None:
 
 def to_crystallm_cif(structure: Structure, symprec: float = SYMPREC) -> str:
     """The text CrystaLLM trains on for this structure (ends with the blank line that ends a CIF)."""
-    writer = CifWriter(structure, symprec=symprec)
+    return crystallm_text(CifWriter(structure, symprec=symprec))
+
+
+def crystallm_text(writer: CifWriter) -> str:
+    """`to_crystallm_cif` of the structure a (symmetrizing) CifWriter holds."""
     (block,) = writer.cif_file.data.values()
     cell = Composition(block["_chemical_formula_sum"])
 

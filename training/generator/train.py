@@ -16,13 +16,19 @@ Steps:
    grouped by length into batches of about `--batch-tokens` tokens, so padding is rare; the
    loss ignores padding. AdamW, linear warm-up, then a cosine decay over whichever runs out
    first, the wall-time limit or `--max-epochs`. Seeded. `--bf16` runs the forward pass
-   under bfloat16 autocast (weights and optimizer stay float32): on this CPU's AMX a step
-   alone ran 2x faster, a whole run 1.25x. `--device cuda` trains on a GPU.
+   under bfloat16 autocast (weights and optimizer stay float32): on a CPU with AMX a step
+   alone ran 2x faster, a whole run 1.25x; on one without bfloat16 units (an AVX2 AMD EPYC)
+   it is emulated and at least 1.5x slower, so leave it off there. `--device cuda` trains
+   on a GPU.
    `--init CKPT` starts from a checkpoint's weights (and shape) instead of random ones, so
    a model can be trained on in stages; the earlier stages' records are kept under "init".
    `--dropout` regularizes a model large enough to memorize the corpus (on a GPU, say).
    `--extra-corpus FILE` adds saved CIFs to the training ones, `--extra-repeat` times each:
    the model's own valid CIFs from `self_samples`, for rejection-sampling fine-tuning.
+   `--writings K` augments the training split: each structure also written up to K - 1 other
+   equally correct ways (`training.generator.augment`: other orbit representatives, another
+   order of the site loop); the corpus is cached per K. `--max-tokens` caps the tokens seen,
+   so that runs compared (with and without augmentation, say) get the same compute.
 3. Output: a CrystaLLM-format checkpoint (`{"model", "model_args", ...}`) with the run's
    record under "training" (parameters, tokens seen, wall time, validation loss). The
    validation loss is measured every `--eval-every-min` and at the end, and the file always
@@ -116,17 +122,18 @@ def load_cifs(csv: Path, ids: list[str]) -> dict[str, str]:
     return {m: c for m, c in zip(frame["material_id"], frame["cif"]) if m in wanted}
 
 
-def cif_tokens(cif: str, tokenizer: Tokenizer) -> list[int]:
-    """One MP CIF -> CrystaLLM CIF text -> token ids. (pymatgen is imported here, so training
-    from a cached corpus, on a GPU machine say, needs only torch, numpy and pandas.)"""
+def cif_tokens(cif: str, tokenizer: Tokenizer, count: int = 1, seed: int = 0) -> list[list[int]]:
+    """One MP CIF -> CrystaLLM CIF texts (the canonical one, and with `count` > 1 other equally
+    correct writings: `training.generator.augment`) -> token ids. (pymatgen is imported here, so
+    training from a cached corpus, on a GPU machine say, needs only torch, numpy and pandas.)"""
     from pymatgen.core import Structure
 
-    from matserve.generator.cif_format import to_crystallm_cif
+    from training.generator.augment import writings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         structure = Structure.from_str(cif, fmt="cif")
-        return tokenizer.encode(to_crystallm_cif(structure))
+        return [tokenizer.encode(text) for text in writings(structure, count, seed)]
 
 
 @functools.lru_cache(maxsize=1)
@@ -135,21 +142,25 @@ def process_tokenizer() -> Tokenizer:
     return Tokenizer()
 
 
-def convert(item: tuple[str, str | None]) -> tuple[np.ndarray | None, str | None]:
-    """(token ids, None), or (None, why) when the CIF is absent or pymatgen cannot symmetrize
-    or write it. Module level so that worker processes can run it."""
+def convert(item: tuple[str, str | None], writings: int = 1) -> tuple[list[np.ndarray] | None, str | None]:
+    """(the token ids of each writing, None), or (None, why) when the CIF is absent or pymatgen
+    cannot symmetrize or write it. Module level so that worker processes can run it; each
+    structure's writings are seeded by its id, so a corpus is the same however it is converted."""
     material_id, cif = item
     if cif is None:
         return None, None
     try:
-        return np.asarray(cif_tokens(cif, process_tokenizer()), dtype=np.uint16), None
+        seed = int.from_bytes(material_id.encode()[-8:], "little")
+        return [np.asarray(ids, dtype=np.uint16)
+                for ids in cif_tokens(cif, process_tokenizer(), writings, seed)], None
     except Exception as error:  # one bad structure must not stop the corpus
         return None, f"skip {material_id}: {type(error).__name__}: {error}"
 
 
 def build_corpus(csv: Path, splits_csv: Path, split: str, limit: int | None, seed: int,
-                 cache_dir: Path = CACHE_DIR, save_every: int = 1000, workers: int = 1) -> Corpus:
-    """The tokenized corpus of a split, or of its first `limit` structures in a seeded shuffle.
+                 cache_dir: Path = CACHE_DIR, save_every: int = 1000, workers: int = 1, writings: int = 1) -> Corpus:
+    """The tokenized corpus of a split, or of its first `limit` structures in a seeded shuffle,
+    each structure written up to `writings` ways (the canonical CIF first).
 
     The cache holds a prefix of that shuffled order (saved every `save_every` structures), so
     an interrupted run, or one asking for more structures, goes on from where the last stopped.
@@ -157,7 +168,8 @@ def build_corpus(csv: Path, splits_csv: Path, split: str, limit: int | None, see
     ids = split_ids(splits_csv, split)
     random.Random(seed).shuffle(ids)
     wanted = ids if limit is None else ids[:limit]
-    path = cache_dir / f"{split}_seed{seed}_format{CORPUS_FORMAT}.npz"
+    augmented = f"_writings{writings}" if writings > 1 else ""
+    path = cache_dir / f"{split}_seed{seed}_format{CORPUS_FORMAT}{augmented}.npz"
     kept: list[str] = []
     chunks: list[np.ndarray] = []
     done = 0  # structures of the shuffled order already tried
@@ -175,13 +187,14 @@ def build_corpus(csv: Path, splits_csv: Path, split: str, limit: int | None, see
         todo = [(material_id, cifs.get(material_id)) for material_id in wanted[done:]]
         start, failed = time.monotonic(), 0
         pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
-        results = pool.imap(convert, todo, chunksize=8) if pool else map(convert, todo)  # in order
-        for (material_id, _), (tokens, problem) in zip(todo, results):
+        work = functools.partial(convert, writings=writings)
+        results = pool.imap(work, todo, chunksize=8) if pool else map(work, todo)  # in order
+        for (material_id, _), (texts, problem) in zip(todo, results):
             done += 1
             if problem is not None:
                 failed += 1
                 print(f"  {problem}", flush=True)
-            if tokens is not None:
+            for tokens in texts or []:
                 kept.append(material_id)
                 chunks.append(tokens)
             if done % save_every == 0:
@@ -312,6 +325,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--grad-clip", type=float, default=1.0)
     parser.add_argument("--max-epochs", type=float, default=10.0)
+    parser.add_argument("--max-tokens", type=float, default=0,
+                        help="stop after this many training tokens (0: no cap); equal compute for runs compared")
+    parser.add_argument("--writings", type=int, default=1,
+                        help="augmentation: each training structure written up to this many equally correct ways "
+                             "(other orbit representatives, another site order; training.generator.augment)")
     parser.add_argument("--time-limit-min", type=float, default=60.0, help="wall time for everything")
     parser.add_argument("--reserve-min", type=float, default=1.5, help="kept for the final loss and save")
     parser.add_argument("--eval-every-min", type=float, default=10.0)
@@ -338,7 +356,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
     train = build_corpus(args.csv, args.splits, "train", args.train_limit or None, args.seed, args.cache_dir,
-                         workers=args.workers)
+                         workers=args.workers, writings=args.writings)
     for path in args.extra_corpus:
         extra = Corpus.load(path)
         print(f"extra corpus {path}: {len(extra)} CIFs x {args.extra_repeat}", flush=True)
@@ -393,7 +411,8 @@ def main(argv: list[str] | None = None) -> dict:
         batches = length_batches(lengths, max_length, args.batch_tokens, rng)
         for indices in batches:
             now = time.monotonic()
-            progress = max((now - train_start) / train_seconds, tokens_seen / (args.max_epochs * epoch_tokens))
+            progress = max((now - train_start) / train_seconds, tokens_seen / (args.max_epochs * epoch_tokens),
+                           tokens_seen / args.max_tokens if args.max_tokens else 0.0)
             if progress >= 1.0:
                 done = True
                 break

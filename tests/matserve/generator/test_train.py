@@ -21,9 +21,13 @@ from training.shared_data import MP_SPLITS, MP_STRUCTURES
 
 
 def test_convert_gives_tokens_or_the_reason_it_could_not(mp_structures):
-    tokens, problem = convert(("mp-x", mp_structures["Si"].to(fmt="cif")))
+    (tokens,), problem = convert(("mp-x", mp_structures["Si"].to(fmt="cif")))
     assert problem is None and tokens.dtype == np.uint16
     assert Tokenizer().decode(tokens.tolist()).startswith("data_Si")  # a conventional Si cell
+    texts, _ = convert(("mp-x", mp_structures["CaFeO3"].to(fmt="cif")), writings=3)
+    again, _ = convert(("mp-x", mp_structures["CaFeO3"].to(fmt="cif")), writings=3)
+    assert len(texts) == 3 and texts[0].tolist() != texts[1].tolist()  # the canonical one, then others
+    assert [t.tolist() for t in texts] == [t.tolist() for t in again]  # seeded by the material id
     assert convert(("mp-gone", None)) == (None, None)
     tokens, problem = convert(("mp-bad", "not a CIF"))
     assert tokens is None and problem.startswith("skip mp-bad: ")
