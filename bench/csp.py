@@ -1,6 +1,12 @@
 """Crystal-structure prediction: how often the generator's answer is the true structure.
 
-    .venv/bin/python -m bench.csp [--count 100] [--seed 0] [--candidates 20] [--served-n 16] [--threads 2]
+    .venv/bin/python -m bench.csp [--count 100] [--seed 0] [--candidates 20] [--served-n 16] [--group 2]
+        [--max-steps 500] [--out outcomes.jsonl] [--no-relax] [--checkpoint CKPT] [--threads 2]
+
+`--out` keeps each composition's outcome as it is done, and a rerun with the same file goes
+on where it stopped (the same groups and seeds). `--no-relax` samples and matches raw
+candidates only, and `--checkpoint` names another generator: together they compare trained
+models quickly (training-data augmentation, say).
 
 Compositions: the validation split of `mp_cgcnn_36k`, in a seeded order, keeping those whose
 stored cell has at most `--max-atoms` (20, MP-20's limit) and whose reduced formula occurs
@@ -35,7 +41,7 @@ import random
 import re
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -45,7 +51,8 @@ from pymatgen.core import Composition, Structure
 
 from matserve.forcefields import ForceField, entry, load_forcefield
 from matserve.generator.candidates import candidate_prompts, generated_cif, judged, parse_structure
-from matserve.generator.relaxed import ranking, relax_options, relaxable, relaxed_fields, representatives
+from matserve.generator.relaxed import (RELAX_MAX_STEPS, ranking, relax_options, relaxable, relaxed_fields,
+                                        representatives)
 from matserve.generator.checkpoint import load_checkpoint
 from matserve.generator.model import GPT
 from matserve.generator.sampler import SamplingParams, SamplingRequest, generate_many
@@ -116,7 +123,11 @@ class Outcome:
     relaxed_valid: int = 0
     right_composition: int = 0
     relaxed: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # this composition's share of its group's time: all of it, sampling, relaxation
+    sampling_seconds: float = 0.0
+    relax_seconds: float = 0.0
+    relax_steps: list[int] = field(default_factory=list)  # each distinct structure's optimiser steps
+    relax_converged: int = 0  # distinct structures relaxed to the tolerances within the step cap
 
 
 def matcher() -> StructureMatcher:
@@ -135,8 +146,9 @@ def fits(candidate: Structure | None, reference: Structure) -> bool:
 
 
 def run_group(cases: list[dict], model: GPT, forcefield: ForceField, settings: Settings, candidates: int,
-              served_n: int, seed: int) -> list[Outcome]:
-    """Sample, judge, relax and rank the candidates of several compositions in one batch each."""
+              served_n: int, seed: int, max_steps: int = RELAX_MAX_STEPS) -> list[Outcome]:
+    """Sample, judge, relax and rank the candidates of several compositions in one batch each
+    (``max_steps``: the relaxation's step cap, the route's unless asked otherwise)."""
     started = time.perf_counter()
     tokenizer = Tokenizer()
     requests, prompts = [], []
@@ -147,10 +159,12 @@ def run_group(cases: list[dict], model: GPT, forcefield: ForceField, settings: S
         requests.append(SamplingRequest([tokenizer.encode(p) for p in prompts[-1]], params))
     completions = [[(prompt + tokenizer.decode(g.tokens), g.finish_reason or "length") for prompt, g in zip(texts, row)]
                    for texts, row in zip(prompts, generate_many(model, requests))]
-    options = relax_options(settings.optimizer, settings.cell_filter, settings.opttol_pressure)
+    sampled = time.perf_counter()
+    options = replace(relax_options(settings.optimizer, settings.cell_filter, settings.opttol_pressure),
+                      max_steps=max_steps)
     cutoff = entry(settings.forcefield).neighbour_cutoff
-    targets = [[relaxable(generated_cif(text), case["comp"], cutoff) for text, _ in texts]
-               for case, texts in zip(cases, completions)]
+    targets = [[relaxable(generated_cif(text), case["comp"], cutoff) if max_steps else None for text, _ in texts]
+               for case, texts in zip(cases, completions)]  # max_steps 0: raw candidates only
     # as the route: per composition, each distinct structure is relaxed once and its result shared
     jobs = []  # (composition, candidate indices, the first of them's system)
     for c, row in enumerate(targets):
@@ -161,6 +175,7 @@ def run_group(cases: list[dict], model: GPT, forcefield: ForceField, settings: S
             jobs.append((c, members, row[indices[position]]))
     results = relax(forcefield, [system for _, _, system in jobs], [options] * len(jobs),
                     atom_budget=settings.batch_size)
+    relaxed_at = time.perf_counter()
     fields: list[list[dict | None]] = [[None] * candidates for _ in cases]
     for (c, members, _), result in zip(jobs, results):
         relaxed_once = relaxed_fields(result.system, result.energy, result.converged)
@@ -188,8 +203,12 @@ def run_group(cases: list[dict], model: GPT, forcefield: ForceField, settings: S
         served = ranking(row[:served_n])
         outcome.served_match = relaxed_matches[served[0]] if served else False
         outcomes.append(outcome)
-    for outcome in outcomes:
+    for index, outcome in enumerate(outcomes):
         outcome.seconds = (time.perf_counter() - started) / len(cases)
+        outcome.sampling_seconds = (sampled - started) / len(cases)
+        outcome.relax_seconds = (relaxed_at - sampled) / len(cases)
+        outcome.relax_steps = [r.n_steps for (c, _, _), r in zip(jobs, results) if c == index]
+        outcome.relax_converged = sum(r.converged for (c, _, _), r in zip(jobs, results) if c == index)
     return outcomes
 
 
@@ -197,11 +216,11 @@ def percent(part: float, whole: float) -> str:
     return f"{100 * part / whole:.1f}" if whole else "-"
 
 
-def table(outcomes: list[Outcome], candidates: int, served_n: int) -> str:
+def table(outcomes: list[Outcome], candidates: int, served_n: int, relaxed: bool = True) -> str:
     count = len(outcomes)
 
     def at(k: int, attribute: str) -> str:
-        if k > candidates:
+        if k > candidates or (attribute != "raw_matches" and not relaxed):
             return "-"
         return percent(sum(any(getattr(o, attribute)[:k]) for o in outcomes), count)
 
@@ -214,7 +233,7 @@ def table(outcomes: list[Outcome], candidates: int, served_n: int) -> str:
         f"| relaxed and ranked ({candidates} candidates) | {at(1, 'ranked_matches')} | {at(8, 'ranked_matches')} "
         f"| {at(20, 'ranked_matches')} |",
         f"| **served: n {served_n}, relax (the first returned)** | "
-        f"**{percent(sum(o.served_match for o in outcomes), count)}** | – | – |",
+        f"**{percent(sum(o.served_match for o in outcomes), count) if relaxed else '-'}** | – | – |",
         *(f"| {name} (MP-20, published) | {one:.2f} | – | {twenty:.2f} |" for name, one, twenty in ANCHORS),
     ]
     shares = (f"\n{count} compositions, {candidates} candidates each: valid as generated "
@@ -222,7 +241,11 @@ def table(outcomes: list[Outcome], candidates: int, served_n: int) -> str:
               f"{percent(sum(o.right_composition for o in outcomes), all_candidates)} %, relaxed "
               f"{percent(sum(o.relaxed for o in outcomes), all_candidates)} %, valid after relaxation "
               f"{percent(sum(o.relaxed_valid for o in outcomes), all_candidates)} % (of all candidates); "
-              f"{sum(o.seconds for o in outcomes) / max(count, 1):.1f} s per composition")
+              f"{sum(o.seconds for o in outcomes) / max(count, 1):.1f} s per composition "
+              f"({sum(o.sampling_seconds for o in outcomes) / max(count, 1):.1f} sampling, "
+              f"{sum(o.relax_seconds for o in outcomes) / max(count, 1):.1f} relaxing); "
+              f"{sum(len(o.relax_steps) for o in outcomes)} distinct structures relaxed, "
+              f"{sum(o.relax_converged for o in outcomes)} converged within the step cap")
     return "\n".join(rows) + shares
 
 
@@ -235,26 +258,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-atoms", type=int, default=20)
     parser.add_argument("--group", type=int, default=2, help="compositions sampled and relaxed in one batch")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, help="write each composition's outcome (JSON lines) as it is done")
+    parser.add_argument("--max-steps", type=int, default=RELAX_MAX_STEPS,
+                        help=f"the relaxation's step cap (the route's: {RELAX_MAX_STEPS})")
+    parser.add_argument("--no-relax", action="store_true",
+                        help="raw candidates only (to compare generator checkpoints quickly)")
+    parser.add_argument("--checkpoint", type=Path, default=EMBEDDED_SMALL, help="the generator (the embedded small)")
+    parser.add_argument("--out", type=Path,
+                        help="each composition's outcome (JSON lines), written as it is done; a rerun with the "
+                             "same file goes on where it stopped")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     settings = Settings()
     cases = held_out_cases(args.count, args.seed, args.max_atoms)
-    model = load_checkpoint(EMBEDDED_SMALL)
+    model = load_checkpoint(args.checkpoint)
     forcefield = load_forcefield(settings.forcefield)
-    outcomes: list[Outcome] = []
-    for first in range(0, len(cases), args.group):
-        group = run_group(cases[first:first + args.group], model, forcefield, settings, args.candidates,
-                          args.served_n, args.seed + first * 1000)
-        outcomes += group
+    wanted = {case["material_id"] for case in cases}
+    outcomes = [] if args.out is None or not args.out.exists() else \
+        [Outcome(**row) for row in map(json.loads, args.out.read_text().splitlines()) if row["material_id"] in wanted]
+    done = {outcome.material_id for outcome in outcomes}
+    steps = 0 if args.no_relax else args.max_steps
+    for first in range(0, len(cases), args.group):  # the same groups and seeds as a run never stopped
+        chunk = cases[first:first + args.group]
+        if all(case["material_id"] in done for case in chunk):
+            continue
+        group = run_group(chunk, model, forcefield, settings, args.candidates, args.served_n,
+                          args.seed + first * 1000, steps)
         for outcome in group:
-            print(f"{len(outcomes)}/{len(cases)} {outcome.comp} z={outcome.z}: raw {sum(outcome.raw_matches)}, "
+            if outcome.material_id in done:
+                continue
+            outcomes.append(outcome)
+            print(f"{len(outcomes)}/{len(wanted)} {outcome.comp} z={outcome.z}: raw {sum(outcome.raw_matches)}, "
                   f"served {outcome.served_match}, {outcome.seconds:.0f} s", flush=True)
             if args.out:
                 with args.out.open("a") as out:
                     out.write(json.dumps(outcome.__dict__) + "\n")
-    print(table(outcomes, args.candidates, args.served_n))
+    print(table(outcomes, args.candidates, args.served_n, relaxed=not args.no_relax))
 
 
 if __name__ == "__main__":
