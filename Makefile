@@ -39,7 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.relax
 	$(BIN)/python -m bench.relax_load
 	$(BIN)/python -m bench.generate
-	$(BIN)/python -m bench.csp --count 100
+	$(BIN)/python -m bench.csp --count 100 --group 4 --max-steps 150
 	$(BIN)/python -m bench.alignn
 	$(BIN)/python -m bench.forcefields
 
