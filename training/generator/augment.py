@@ -32,13 +32,14 @@ def _coordinate(value: float) -> str:
     return f"{0.0:.{DECIMALS}f}" if text == f"{1.0:.{DECIMALS}f}" else text  # 0.99997 wraps to 0, not 1
 
 
-def site_rows(writer: CifWriter, rng: random.Random) -> list[str]:
+def site_rows(writer: CifWriter, rng: random.Random, shuffle: bool = True) -> list[str]:
     """The atom-site rows of another writing: each position moved to a random member of its orbit,
-    the rows shuffled, the labels renumbered in the new order."""
+    the rows shuffled (unless not ``shuffle``), the labels renumbered in the new order."""
     (block,) = writer.cif_file.data.values()
     operators = [SymmOp.from_xyz_str(op) for op in block["_symmetry_equiv_pos_as_xyz"]]
     sites = list(zip(*(block[tag] for tag in SITE_TAGS)))
-    rng.shuffle(sites)
+    if shuffle:
+        rng.shuffle(sites)
     rows = []
     for number, (symbol, _, multiplicity, x, y, z, occupancy) in enumerate(sites):
         image = rng.choice(operators).operate([float(x), float(y), float(z)])
@@ -53,11 +54,12 @@ def expanded_sites(text: str) -> int:
         return len(Structure.from_str(postprocess(text), fmt="cif"))
 
 
-def writings(structure: Structure, count: int, seed: int) -> list[str]:
+def writings(structure: Structure, count: int, seed: int, shuffle: bool = True) -> list[str]:
     """Up to `count` CrystaLLM texts of the structure: the canonical one, then rewritten ones (a
     repeat is possible for a structure with few equivalent writings). A rewritten text is kept
     only if it reads back to as many atoms as the canonical one: rounded to 4 decimals, an image
-    of a special position can land just off it, and the reader then counts its orbit twice."""
+    of a special position can land just off it, and the reader then counts its orbit twice.
+    ``shuffle`` False keeps the canonical order of the site rows (only the positions move)."""
     writer = CifWriter(structure, symprec=SYMPREC)  # the symmetry search, done once
     canonical = crystallm_text(writer)
     if count <= 1:
@@ -68,7 +70,7 @@ def writings(structure: Structure, count: int, seed: int) -> list[str]:
     atoms = expanded_sites(canonical)
     texts = [canonical]
     for _ in range(count - 1):
-        text = "\n".join(lines[:first_row] + site_rows(writer, rng)) + "\n\n"
+        text = "\n".join(lines[:first_row] + site_rows(writer, rng, shuffle)) + "\n\n"
         if expanded_sites(text) == atoms:
             texts.append(text)
     return texts

@@ -122,7 +122,7 @@ def load_cifs(csv: Path, ids: list[str]) -> dict[str, str]:
     return {m: c for m, c in zip(frame["material_id"], frame["cif"]) if m in wanted}
 
 
-def cif_tokens(cif: str, tokenizer: Tokenizer, count: int = 1, seed: int = 0) -> list[list[int]]:
+def cif_tokens(cif: str, tokenizer: Tokenizer, count: int = 1, seed: int = 0, shuffle: bool = True) -> list[list[int]]:
     """One MP CIF -> CrystaLLM CIF texts (the canonical one, and with `count` > 1 other equally
     correct writings: `training.generator.augment`) -> token ids. (pymatgen is imported here, so
     training from a cached corpus, on a GPU machine say, needs only torch, numpy and pandas.)"""
@@ -133,7 +133,7 @@ def cif_tokens(cif: str, tokenizer: Tokenizer, count: int = 1, seed: int = 0) ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         structure = Structure.from_str(cif, fmt="cif")
-        return [tokenizer.encode(text) for text in writings(structure, count, seed)]
+        return [tokenizer.encode(text) for text in writings(structure, count, seed, shuffle)]
 
 
 @functools.lru_cache(maxsize=1)
@@ -142,7 +142,8 @@ def process_tokenizer() -> Tokenizer:
     return Tokenizer()
 
 
-def convert(item: tuple[str, str | None], writings: int = 1) -> tuple[list[np.ndarray] | None, str | None]:
+def convert(item: tuple[str, str | None], writings: int = 1,
+            shuffle: bool = True) -> tuple[list[np.ndarray] | None, str | None]:
     """(the token ids of each writing, None), or (None, why) when the CIF is absent or pymatgen
     cannot symmetrize or write it. Module level so that worker processes can run it; each
     structure's writings are seeded by its id, so a corpus is the same however it is converted."""
@@ -152,13 +153,14 @@ def convert(item: tuple[str, str | None], writings: int = 1) -> tuple[list[np.nd
     try:
         seed = int.from_bytes(material_id.encode()[-8:], "little")
         return [np.asarray(ids, dtype=np.uint16)
-                for ids in cif_tokens(cif, process_tokenizer(), writings, seed)], None
+                for ids in cif_tokens(cif, process_tokenizer(), writings, seed, shuffle)], None
     except Exception as error:  # one bad structure must not stop the corpus
         return None, f"skip {material_id}: {type(error).__name__}: {error}"
 
 
 def build_corpus(csv: Path, splits_csv: Path, split: str, limit: int | None, seed: int,
-                 cache_dir: Path = CACHE_DIR, save_every: int = 1000, workers: int = 1, writings: int = 1) -> Corpus:
+                 cache_dir: Path = CACHE_DIR, save_every: int = 1000, workers: int = 1, writings: int = 1,
+                 shuffle_sites: bool = True) -> Corpus:
     """The tokenized corpus of a split, or of its first `limit` structures in a seeded shuffle,
     each structure written up to `writings` ways (the canonical CIF first).
 
@@ -168,7 +170,7 @@ def build_corpus(csv: Path, splits_csv: Path, split: str, limit: int | None, see
     ids = split_ids(splits_csv, split)
     random.Random(seed).shuffle(ids)
     wanted = ids if limit is None else ids[:limit]
-    augmented = f"_writings{writings}" if writings > 1 else ""
+    augmented = (f"_writings{writings}" + ("" if shuffle_sites else "_ordered")) if writings > 1 else ""
     path = cache_dir / f"{split}_seed{seed}_format{CORPUS_FORMAT}{augmented}.npz"
     kept: list[str] = []
     chunks: list[np.ndarray] = []
@@ -187,7 +189,7 @@ def build_corpus(csv: Path, splits_csv: Path, split: str, limit: int | None, see
         todo = [(material_id, cifs.get(material_id)) for material_id in wanted[done:]]
         start, failed = time.monotonic(), 0
         pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
-        work = functools.partial(convert, writings=writings)
+        work = functools.partial(convert, writings=writings, shuffle=shuffle_sites)
         results = pool.imap(work, todo, chunksize=8) if pool else map(work, todo)  # in order
         for (material_id, _), (texts, problem) in zip(todo, results):
             done += 1
@@ -330,6 +332,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--writings", type=int, default=1,
                         help="augmentation: each training structure written up to this many equally correct ways "
                              "(other orbit representatives, another site order; training.generator.augment)")
+    parser.add_argument("--keep-site-order", action="store_true",
+                        help="with --writings: move the positions only, keep the canonical order of the site rows")
     parser.add_argument("--time-limit-min", type=float, default=60.0, help="wall time for everything")
     parser.add_argument("--reserve-min", type=float, default=1.5, help="kept for the final loss and save")
     parser.add_argument("--eval-every-min", type=float, default=10.0)
@@ -356,7 +360,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
     train = build_corpus(args.csv, args.splits, "train", args.train_limit or None, args.seed, args.cache_dir,
-                         workers=args.workers, writings=args.writings)
+                         workers=args.workers, writings=args.writings, shuffle_sites=not args.keep_site_order)
     for path in args.extra_corpus:
         extra = Corpus.load(path)
         print(f"extra corpus {path}: {len(extra)} CIFs x {args.extra_repeat}", flush=True)

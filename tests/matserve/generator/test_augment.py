@@ -52,3 +52,13 @@ def test_writings_move_sites_to_other_orbit_members_and_reorder_the_loop(mp_stru
 
 def test_one_writing_is_the_canonical_text(mp_structures):
     assert writings(mp_structures["Si"], 1, seed=0) == [to_crystallm_cif(mp_structures["Si"])]
+
+
+def test_without_shuffling_only_the_positions_move(mp_structures):
+    texts = writings(mp_structures["CaFeO3"], 6, seed=0, shuffle=False)
+    canonical = site_rows(texts[0])
+    assert len(texts) > 1
+    for text in texts[1:]:
+        rows = site_rows(text)
+        assert [row.split()[:3] for row in rows] == [row.split()[:3] for row in canonical]  # symbol, label, multiplicity
+    assert any(site_rows(text) != canonical for text in texts[1:])
