@@ -63,7 +63,6 @@ from matserve.settings import Settings
 from matserve.structures import System
 from training.shared_data import MP_SPLITS, MP_STRUCTURES
 
-KS = (1, 8, 20)
 ANCHORS = (  # MP-20 match rates at 1 and 20 candidates, from the papers (composition and Z, no space group)
     ("CrystaLLM (trained on MP-20)", 55.85, 75.14),
     ("DiffCSP", 51.49, 77.93),
